@@ -1,0 +1,1 @@
+"""responders package."""
