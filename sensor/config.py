@@ -1,0 +1,515 @@
+"""Sensor configuration: one TOML file, layered and parsed once into frozen dataclasses.
+
+Scope: the settings every stage reads (stream, flow, variables, capture, detection, app
+layer, outputs, logging), their defaults, and the layering defaults → TOML file →
+environment (``SEKIMORI_`` + dotted key, ``.``→``__``, ``-``→``_``) → ``--set KEY=VALUE``.
+Keys are Suricata's dotted names wherever Suricata has the setting (``stream.midstream``,
+``flow-timeouts.tcp.established``, ``vars.address-groups.HOME_NET``), so a conformance
+run's ``--set`` lines work unchanged. The result is passed explicitly; nothing is global.
+
+Non-goals: reading suricata.yaml, hot reload, per-interface settings. Unknown keys are
+reported as warnings (Suricata has hundreds we do not implement), never silently used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from sensor.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    midstream: bool = False
+    async_oneside: bool = False
+    reassembly_depth: int = 1048576  # bytes per direction; 0 = unlimited
+    reassembly_memcap: int = 268435456
+    max_ooo_bytes: int = 262144  # bytes held out of order per direction
+    max_ooo_segments: int = 1024
+    memcap: int = 67108864
+
+
+@dataclass(frozen=True)
+class FlowTimeouts:
+    new: int
+    established: int
+    closed: int
+
+
+# Suricata's stock flow-timeouts (suricata.yaml defaults), in seconds.
+DEFAULT_TIMEOUTS: Mapping[str, FlowTimeouts] = MappingProxyType(
+    {
+        "default": FlowTimeouts(30, 300, 0),
+        "tcp": FlowTimeouts(60, 600, 60),
+        "udp": FlowTimeouts(30, 300, 0),
+        "icmp": FlowTimeouts(30, 300, 0),
+    }
+)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    memcap: int = 134217728
+    max_flows: int = 262144
+    hash_size: int = 65536  # accepted for Suricata compatibility; informational
+    timeouts: Mapping[str, FlowTimeouts] = field(default_factory=lambda: DEFAULT_TIMEOUTS)
+
+
+# Suricata's stock vars (suricata.yaml defaults).
+_HOME = "$HOME_NET"
+DEFAULT_ADDRESS_GROUPS: Mapping[str, str] = MappingProxyType(
+    {"HOME_NET": "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]", "EXTERNAL_NET": "!$HOME_NET"}
+    | dict.fromkeys(["HTTP_SERVERS", "SMTP_SERVERS", "SQL_SERVERS", "DNS_SERVERS"], _HOME)
+    | {"TELNET_SERVERS": _HOME, "AIM_SERVERS": "$EXTERNAL_NET", "DC_SERVERS": _HOME}
+    | dict.fromkeys(["DNP3_SERVER", "DNP3_CLIENT", "MODBUS_CLIENT", "MODBUS_SERVER"], _HOME)
+    | dict.fromkeys(["ENIP_CLIENT", "ENIP_SERVER"], _HOME)
+)
+DEFAULT_PORT_GROUPS: Mapping[str, str] = MappingProxyType(
+    {"HTTP_PORTS": "80", "SHELLCODE_PORTS": "!80", "ORACLE_PORTS": "1521", "SSH_PORTS": "22"}
+    | {"DNP3_PORTS": "20000", "MODBUS_PORTS": "502", "FILE_DATA_PORTS": "[$HTTP_PORTS,110,143]"}
+    | {"FTP_PORTS": "21", "GENEVE_PORTS": "6081", "VXLAN_PORTS": "4789", "TEREDO_PORTS": "3544"}
+)
+
+
+@dataclass(frozen=True)
+class VarsConfig:
+    address_groups: Mapping[str, str] = field(default_factory=lambda: DEFAULT_ADDRESS_GROUPS)
+    port_groups: Mapping[str, str] = field(default_factory=lambda: DEFAULT_PORT_GROUPS)
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    snaplen: int = 65535
+    promisc: bool = True
+    bpf: str | None = None
+    immediate: bool = True
+    buffer_size: int | None = None
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    classification_file: str | None = None
+    reference_file: str | None = None
+    rule_files: tuple[str, ...] = ()
+    default_rule_path: str | None = None
+    cache_dir: str | None = None  # load_config always fills it (see default_cache_dir)
+    strict: bool = False
+
+    def rule_paths(self) -> tuple[str, ...]:
+        """rule_files with relative names resolved against default_rule_path, as Suricata does."""
+        if not self.default_rule_path:
+            return self.rule_files
+        return tuple(os.path.join(self.default_rule_path, f) for f in self.rule_files)
+
+
+@dataclass(frozen=True)
+class AppLayerConfig:
+    http: bool = True
+    dns: bool = True
+    tls: bool = True
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    eve_file: str | None = None
+    redis_url: str | None = None
+    redis_stream: str = "sekimori:alerts"
+    stats_interval: int = 0  # seconds between EVE stats records; 0 = only at the end
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Config:
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    vars: VarsConfig = field(default_factory=VarsConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    app_layer: AppLayerConfig = field(default_factory=AppLayerConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    sensor_id: str = field(default_factory=socket.gethostname)
+
+
+# ---------------------------------------------------------------- value parsers
+# Each takes a TOML value or a string from the environment / --set and returns the typed
+# value, or raises ValueError with a message that completes "KEY: <message>".
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]{2})?\s*$")
+_SIZE_UNITS = {"kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str | int) and str(value).strip().lower() in _TRUE | _FALSE:
+        return str(value).strip().lower() in _TRUE
+    raise ValueError(f"expected a boolean (true/false/yes/no/1/0), got {value!r}")
+
+
+def parse_size(value: object) -> int:
+    """A non-negative integer, optionally with Suricata's size suffix (kb/mb/gb, 1024-based)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE_RE.match(value) if isinstance(value, str) else None
+    unit = (match.group(2) or "").lower() if match else ""
+    if match is None or (unit and unit not in _SIZE_UNITS):
+        raise ValueError(f"expected a non-negative integer or size like 64mb, got {value!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS.get(unit, 1))
+
+
+def _parse_str(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"expected a string, got {value!r}")
+    return str(value)
+
+
+def _parse_opt_str(value: object) -> str | None:
+    text = _parse_str(value)
+    return text or None  # an empty string unsets an optional path/URL
+
+
+def _parse_opt_size(value: object) -> int | None:
+    return None if value == "" else parse_size(value)
+
+
+def _parse_str_list(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):  # environment / --set: comma-separated
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"expected a list of strings, got {value!r}")
+
+
+def _parse_enabled(value: object) -> bool:
+    # app-layer.protocols.*.enabled also takes Suricata's "detection-only".
+    if isinstance(value, str) and value.strip().lower() == "detection-only":
+        return True
+    return parse_bool(value)
+
+
+def _choice(*choices: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = _parse_str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return text
+
+    return parse
+
+
+def _parse_redis_url(value: object) -> str | None:
+    url = _parse_opt_str(value)
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return url
+
+
+# ---------------------------------------------------------------- the key table
+
+
+@dataclass(frozen=True)
+class _Setting:
+    section: str  # attribute of Config ("" for a field of Config itself)
+    name: str  # attribute within that section
+    parse: Callable[[object], Any]
+
+
+_S = _Setting
+_SETTINGS: Mapping[str, _Setting] = MappingProxyType(
+    {
+        "stream.midstream": _S("stream", "midstream", parse_bool),
+        "stream.async-oneside": _S("stream", "async_oneside", parse_bool),
+        "stream.memcap": _S("stream", "memcap", parse_size),
+        "stream.reassembly.depth": _S("stream", "reassembly_depth", parse_size),
+        "stream.reassembly.memcap": _S("stream", "reassembly_memcap", parse_size),
+        "stream.reassembly.max-ooo-bytes": _S("stream", "max_ooo_bytes", parse_size),
+        "stream.reassembly.max-ooo-segments": _S("stream", "max_ooo_segments", parse_size),
+        "flow.memcap": _S("flow", "memcap", parse_size),
+        "flow.max-flows": _S("flow", "max_flows", parse_size),
+        "flow.hash-size": _S("flow", "hash_size", parse_size),
+        **{
+            f"flow-timeouts.{proto}.{state}": _S("flow-timeouts", f"{proto}.{state}", parse_size)
+            for proto in DEFAULT_TIMEOUTS
+            for state in ("new", "established", "closed")
+        },
+        "capture.snaplen": _S("capture", "snaplen", parse_size),
+        "capture.promisc": _S("capture", "promisc", parse_bool),
+        "capture.bpf": _S("capture", "bpf", _parse_opt_str),
+        "capture.immediate": _S("capture", "immediate", parse_bool),
+        "capture.buffer-size": _S("capture", "buffer_size", _parse_opt_size),
+        "classification-file": _S("detect", "classification_file", _parse_opt_str),
+        "reference-config-file": _S("detect", "reference_file", _parse_opt_str),
+        "rule-files": _S("detect", "rule_files", _parse_str_list),
+        "default-rule-path": _S("detect", "default_rule_path", _parse_opt_str),
+        "detect.cache-dir": _S("detect", "cache_dir", _parse_opt_str),
+        "detect.strict": _S("detect", "strict", parse_bool),
+        "app-layer.protocols.http.enabled": _S("app_layer", "http", _parse_enabled),
+        "app-layer.protocols.dns.enabled": _S("app_layer", "dns", _parse_enabled),
+        "app-layer.protocols.tls.enabled": _S("app_layer", "tls", _parse_enabled),
+        "outputs.eve.filename": _S("output", "eve_file", _parse_opt_str),
+        "outputs.redis.url": _S("output", "redis_url", _parse_redis_url),
+        "outputs.redis.stream": _S("output", "redis_stream", _parse_str),
+        "stats.interval": _S("output", "stats_interval", parse_size),
+        "logging.level": _S("log", "level", _choice("debug", "info", "notice", "warning", "error")),
+        "logging.format": _S("log", "format", _choice("text", "json")),
+        "sensor-name": _S("", "sensor_id", _parse_str),
+    }
+)
+# Other spellings users reach for; mapped to the key above before lookup.
+_ALIASES: Mapping[str, str] = MappingProxyType(
+    {"sensor-id": "sensor-name", "logging.default-log-level": "logging.level"}
+)
+_VAR_PREFIXES = ("vars.address-groups.", "vars.port-groups.")
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_PREFIX = "SEKIMORI_"
+
+
+def _lookup(key: str) -> tuple[str, Callable[[object], Any]] | None:
+    """The canonical key and its parser, or None when sekimori has no such setting."""
+    key = _ALIASES.get(key, key)
+    if key in _SETTINGS:
+        return key, _SETTINGS[key].parse
+    for prefix in _VAR_PREFIXES:
+        if key.startswith(prefix) and _VAR_NAME.match(key[len(prefix) :]):
+            return key, _parse_str
+    return None
+
+
+def env_name(key: str) -> str:
+    """The environment variable that sets a dotted key (stream.async-oneside → ..._ASYNC_ONESIDE)."""
+    return ENV_PREFIX + key.upper().replace(".", "__").replace("-", "_")
+
+
+def _env_key(name: str) -> str | None:
+    """Map a SEKIMORI_* variable back to its dotted key (None when it is no setting)."""
+    known = {env_name(k): k for k in (*_SETTINGS, *_ALIASES)}
+    if name in known:
+        return known[name]
+    for prefix in _VAR_PREFIXES:
+        env_prefix = env_name(prefix)
+        if name.startswith(env_prefix):  # variable names keep their case and underscores
+            return prefix + name[len(env_prefix) :]
+    return None
+
+
+# ---------------------------------------------------------------- layering
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, value in table.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", value
+
+
+_HEADER_RE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")
+_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
+
+
+def _split_key(text: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in text.split(".")]
+
+
+def find_key_line(toml_text: str, key: str) -> int | None:
+    """1-based line defining a flattened dotted key in TOML text (best effort, for messages)."""
+    wanted = key.split(".")
+    table: list[str] = []
+    for lineno, line in enumerate(toml_text.splitlines(), 1):
+        header = _HEADER_RE.match(line)
+        if header:
+            table = _split_key(header.group(1).strip("[]"))
+            continue
+        assignment = _KEY_RE.match(line)
+        if assignment:
+            full = table + _split_key(assignment.group(1))
+            if full == wanted[: len(full)]:  # also finds keys set through inline tables
+                return lineno
+    return None
+
+
+def _read_toml(path: str) -> tuple[str, dict[str, Any]]:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+        return text, tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: config file is not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _parse_value(key: str, value: object, where: str) -> tuple[str, Any] | None:
+    found = _lookup(key)
+    if found is None:
+        return None
+    canonical, parse = found
+    try:
+        return canonical, parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {key}: {exc}") from exc
+
+
+def _file_layer(path: str, values: dict[str, Any], warnings: list[str]) -> None:
+    text, table = _read_toml(path)
+    for key, value in _flatten(table):
+        line = find_key_line(text, key)
+        where = f"{path}:{line}" if line else path
+        parsed = _parse_value(key, value, where)
+        if parsed is None:
+            warnings.append(f"{where}: unknown setting '{key}' ignored")
+        else:
+            values[parsed[0]] = parsed[1]
+
+
+def _env_layer(env: Mapping[str, str], values: dict[str, Any], warnings: list[str]) -> None:
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = _env_key(name)
+        if key is None:
+            # Only dotted-looking names are settings; SEKIMORI_CONFIG, SEKIMORI_REQUIRE_ALL
+            # and friends belong to the CLI and the test harness.
+            if "__" in name:
+                warnings.append(f"unknown setting in environment variable {name} ignored")
+            continue
+        parsed = _parse_value(key, env[name], f"environment variable {name}")
+        if parsed is not None:
+            values[parsed[0]] = parsed[1]
+
+
+def _set_layer(sets: Sequence[str], values: dict[str, Any], warnings: list[str]) -> None:
+    for item in sets:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item}: expected KEY=VALUE")
+        parsed = _parse_value(key, value.strip(), f"--set {item}")
+        if parsed is None:
+            warnings.append(f"unknown setting '{key}' ignored")
+        else:
+            values[parsed[0]] = parsed[1]
+
+
+def default_cache_dir(env: Mapping[str, str]) -> str:
+    base = env.get("XDG_CACHE_HOME") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".cache"
+    )
+    return os.path.join(base, "sekimori")
+
+
+def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if key in _SETTINGS:
+            setting = _SETTINGS[key]
+            sections.setdefault(setting.section, {})[setting.name] = value
+    timeouts = {
+        proto: FlowTimeouts(
+            **{
+                state: sections.get("flow-timeouts", {}).get(f"{proto}.{state}", default)
+                for state, default in vars(stock).items()
+            }
+        )
+        for proto, stock in DEFAULT_TIMEOUTS.items()
+    }
+
+    def group(prefix: str, defaults: Mapping[str, str]) -> Mapping[str, str]:
+        extra = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+        return MappingProxyType({**defaults, **extra})
+
+    detect = sections.get("detect", {})
+    detect.setdefault("cache_dir", default_cache_dir(env))
+    return Config(
+        stream=StreamConfig(**sections.get("stream", {})),
+        flow=FlowConfig(**sections.get("flow", {}), timeouts=MappingProxyType(timeouts)),
+        vars=VarsConfig(
+            address_groups=group(_VAR_PREFIXES[0], DEFAULT_ADDRESS_GROUPS),
+            port_groups=group(_VAR_PREFIXES[1], DEFAULT_PORT_GROUPS),
+        ),
+        capture=CaptureConfig(**sections.get("capture", {})),
+        detect=DetectConfig(**detect),
+        app_layer=AppLayerConfig(**sections.get("app_layer", {})),
+        output=OutputConfig(**sections.get("output", {})),
+        log=LogConfig(**sections.get("log", {})),
+        **sections.get("", {}),
+    )
+
+
+def load_config(
+    path: str | None = None, env: Mapping[str, str] | None = None, sets: Sequence[str] = ()
+) -> tuple[Config, list[str]]:
+    """Defaults → TOML file at ``path`` → ``SEKIMORI_*`` environment → ``--set`` items.
+
+    Returns the configuration and human-readable warnings (unknown keys). Raises
+    ConfigError naming the key (and file line) for a value that does not parse.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    warnings: list[str] = []
+    if path is not None:
+        _file_layer(path, values, warnings)
+    _env_layer(env, values, warnings)
+    _set_layer(sets, values, warnings)
+    return _build(values, env), warnings
+
+
+# ---------------------------------------------------------------- inspection / dumps
+
+_SECRET_KEY_RE = re.compile(r"password|secret|token|key", re.IGNORECASE)
+_URL_PASSWORD_RE = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(?P<at>@)", re.I)
+MASK = "***"
+
+
+def mask_secret(key: str, value: object) -> object:
+    """The value as it may be shown: secrets and passwords inside URLs replaced by ***."""
+    if isinstance(value, str) and value and _SECRET_KEY_RE.search(key):
+        return MASK
+    if isinstance(value, str):
+        return _URL_PASSWORD_RE.sub(rf"\g<head>{MASK}\g<at>", value)
+    return value
+
+
+def config_items(config: Config, *, masked: bool = True) -> list[tuple[str, object]]:
+    """Every setting as (dotted key, value), in table order, secrets masked by default."""
+    items: list[tuple[str, object]] = []
+    for key, setting in _SETTINGS.items():
+        if setting.section == "flow-timeouts":
+            proto, state = setting.name.split(".")
+            value: object = getattr(config.flow.timeouts[proto], state)
+        elif setting.section:
+            value = getattr(getattr(config, setting.section), setting.name)
+        else:
+            value = getattr(config, setting.name)
+        items.append((key, value))
+    for prefix, group in zip(
+        _VAR_PREFIXES, (config.vars.address_groups, config.vars.port_groups), strict=True
+    ):
+        items.extend((prefix + name, value) for name, value in group.items())
+    if masked:
+        items = [(key, mask_secret(key, value)) for key, value in items]
+    return items
+
+
+def known_keys() -> tuple[str, ...]:
+    """The fixed dotted keys (variables under vars.address-groups/port-groups come on top)."""
+    return tuple(_SETTINGS)
