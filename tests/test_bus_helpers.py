@@ -64,6 +64,8 @@ class RedisServer:
             try:
                 if self.client().ping():
                     return
+            except (redis.AuthenticationError, redis.ResponseError):
+                return  # it answered: it only wants a password
             except redis.RedisError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on port {self.port} did not answer within 10 s")
