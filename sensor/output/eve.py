@@ -28,6 +28,10 @@ class EveWriteError(SekimoriError):
     """The EVE output file cannot be opened or written (disk full, permission, closed pipe)."""
 
 
+def _reason(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
 def format_timestamp(ts_sec: int, ts_usec: int) -> str:
     """EVE timestamp: local time with its numeric UTC offset, e.g. 2016-05-13T11:43:56.172149+0000.
 
@@ -95,7 +99,7 @@ class EveWriter:
         try:
             out.write(line)
         except (OSError, ValueError) as exc:  # ValueError: the stream was closed under us
-            raise EveWriteError(f"cannot write EVE output {self.path}: {exc}") from exc
+            raise EveWriteError(f"cannot write EVE output {self.path}: {_reason(exc)}") from exc
         self.records += 1
 
     def flush(self) -> None:
@@ -104,7 +108,7 @@ class EveWriter:
         try:
             self._out.flush()
         except (OSError, ValueError) as exc:
-            raise EveWriteError(f"cannot write EVE output {self.path}: {exc}") from exc
+            raise EveWriteError(f"cannot write EVE output {self.path}: {_reason(exc)}") from exc
 
     def close(self) -> None:
         if self._out is None:
@@ -118,7 +122,7 @@ class EveWriter:
                     out.close()
                 except OSError as exc:
                     raise EveWriteError(
-                        f"cannot write EVE output {self.path}: {exc.strerror or exc}"
+                        f"cannot write EVE output {self.path}: {_reason(exc)}"
                     ) from exc
 
     def __enter__(self) -> EveWriter:
