@@ -1,1 +1,173 @@
-"""sensor/applayer package."""
+"""Application-layer parsing for one flow: protocol detection, HTTP/1.x, DNS and TLS.
+
+Scope: :class:`AppLayer` is created lazily by the detection engine for a flow with data. It
+detects the protocol from the first bytes of either direction (``proto_name``, EVE's
+``app_proto``; ``"failed"`` when detection gave up), hands stream data (TCP, in order, any
+chunking) or datagrams (UDP) to the matching parser, and returns the transactions whose
+buffers changed (:meth:`AppLayer.pop_ready`). Buffers carry Suricata 7's sticky-buffer names;
+:meth:`AppLayer.eve_fields` builds the ``http``/``dns``/``tls`` object of an EVE alert.
+
+Malformed input never raises: parsers record Suricata's app-layer event names on the
+transaction (``tx.events``) or, when there is none, on ``AppLayer.events``, and stop parsing
+the offending direction (``anomalous`` turns true).
+
+Non-goals: stream reassembly (the caller feeds in-order data), rule matching, output.
+"""
+
+from __future__ import annotations
+
+from sensor.applayer.common import (
+    DUAL_DIRECTION_BUFFERS,
+    PROGRESS_BODY,
+    PROGRESS_COMPLETE,
+    PROGRESS_HEADERS,
+    PROGRESS_LINE,
+    PROGRESS_NONE,
+    AppLayerSettings,
+    Transaction,
+)
+from sensor.applayer.detect import NEED_MORE, NO_MATCH, detect_protocol
+from sensor.applayer.dns import DnsParser, eve_dns
+from sensor.applayer.http import HttpParser
+from sensor.applayer.http_message import HttpTxData, body_buffers, eve_http
+from sensor.applayer.tls import TlsParser, eve_tls
+
+__all__ = [
+    "DUAL_DIRECTION_BUFFERS",
+    "PROGRESS_BODY",
+    "PROGRESS_COMPLETE",
+    "PROGRESS_HEADERS",
+    "PROGRESS_LINE",
+    "PROGRESS_NONE",
+    "AppLayer",
+    "AppLayerSettings",
+    "Transaction",
+    "detect_protocol",
+]
+
+FAILED = "failed"
+_IPPROTO_UDP = 17
+_UDP_DETECT_DATAGRAMS = 4  # datagrams per direction inspected before giving up
+
+Parser = HttpParser | DnsParser | TlsParser
+
+
+class AppLayer:
+    """Application-layer state of one flow."""
+
+    __slots__ = ("_dirty", "_dirty_ids", "_parser", "_pending", "_seen", "_undecided", "cfg",
+                 "dport", "events", "ipproto", "last_ts", "proto_name", "sport")
+
+    def __init__(self, cfg: AppLayerSettings, proto: int, sport: int, dport: int) -> None:
+        self.cfg = cfg
+        self.ipproto = proto
+        self.sport = sport
+        self.dport = dport
+        self.proto_name: str | None = None
+        self.events: list[str] = []
+        self.last_ts = 0
+        self._parser: Parser | None = None
+        self._pending: list[tuple[bool, bytes]] = []  # data held back until detection decides
+        self._seen = {True: bytearray(), False: bytearray()}  # TCP: first bytes per direction
+        self._undecided = {True: True, False: True}  # direction may still match a pattern
+        self._dirty: list[Transaction] = []
+        self._dirty_ids: set[int] = set()
+
+    @property
+    def anomalous(self) -> bool:
+        """True when any parser reported an anomaly for this flow."""
+        parser = self._parser
+        return bool(self.events) or (parser is not None and bool(parser.events))
+
+    # ---------------------------------------------------------------- input
+    def feed(self, to_server: bool, data: bytes, ts_sec: int) -> None:
+        """TCP: in-order stream bytes of one direction. UDP: one datagram."""
+        self.last_ts = ts_sec
+        if not data or self.proto_name == FAILED:
+            return
+        if self.proto_name is None:
+            self._detect(to_server, data)
+            return
+        if self._parser is not None:
+            self._parser.feed(to_server, data)
+
+    def close(self) -> None:
+        """The flow ended: finish messages delimited by connection close (HTTP bodies)."""
+        if isinstance(self._parser, HttpParser):
+            self._parser.close()
+
+    def _detect(self, to_server: bool, data: bytes) -> None:
+        self._pending.append((to_server, data))
+        if self.ipproto == _IPPROTO_UDP:
+            found = detect_protocol(data, to_server, self.ipproto, self.sport, self.dport)
+            if found is NO_MATCH and sum(1 for d, _ in self._pending if d == to_server) \
+                    < _UDP_DETECT_DATAGRAMS:
+                found = NEED_MORE
+        else:
+            seen = self._seen[to_server]
+            seen += data[: self.cfg.detect_max_bytes - len(seen)]
+            found = detect_protocol(bytes(seen), to_server, self.ipproto, self.sport, self.dport)
+            if found is NEED_MORE and len(seen) >= self.cfg.detect_max_bytes:
+                found = NO_MATCH
+        if found is NEED_MORE:
+            self._bound_pending()
+            return
+        if found is NO_MATCH:
+            self._undecided[to_server] = False
+            if not any(self._undecided.values()):
+                self._give_up()
+            else:
+                self._bound_pending()
+            return
+        self._start(found)
+
+    def _bound_pending(self) -> None:
+        held = sum(len(d) for _, d in self._pending)
+        if held > 4 * self.cfg.detect_max_bytes:
+            self._give_up()
+
+    def _give_up(self) -> None:
+        self.proto_name = FAILED
+        self._pending.clear()
+        self._seen.clear()
+
+    def _start(self, name: str) -> None:
+        self.proto_name = name
+        cfg = self.cfg
+        tcp = self.ipproto != _IPPROTO_UDP
+        if name == "http" and cfg.http and tcp:
+            self._parser = HttpParser(cfg, self._updated)
+        elif name == "tls" and cfg.tls and tcp:
+            self._parser = TlsParser(cfg, self._updated)
+        elif name == "dns" and cfg.dns:
+            self._parser = DnsParser(cfg, tcp, self._updated)
+        pending, self._pending = self._pending, []
+        self._seen.clear()
+        if self._parser is not None:
+            for direction, chunk in pending:
+                self._parser.feed(direction, chunk)
+
+    # ---------------------------------------------------------------- output
+    def _updated(self, tx: Transaction) -> None:
+        if tx.tx_id not in self._dirty_ids:
+            self._dirty_ids.add(tx.tx_id)
+            self._dirty.append(tx)
+
+    def pop_ready(self) -> list[Transaction]:
+        """Transactions with new or grown buffers since the last call, oldest first."""
+        ready, self._dirty = self._dirty, []
+        self._dirty_ids.clear()
+        for tx in ready:
+            if isinstance(tx.state, HttpTxData):
+                body_buffers(tx)
+        return ready
+
+    def eve_fields(self, tx: Transaction) -> dict[str, object]:
+        """``{"http": {...}}`` / ``{"dns": {...}}`` / ``{"tls": {...}}`` for an alert on ``tx``."""
+        if tx.proto == "http":
+            return {"http": eve_http(tx)}
+        if tx.proto == "dns":
+            return {"dns": eve_dns(tx)}
+        if tx.proto == "tls":
+            return {"tls": eve_tls(tx)}
+        return {}

@@ -1,0 +1,390 @@
+"""HTTP/1.x parser over the two reassembled directions of one TCP connection.
+
+Scope: requests and responses in any slicing (the parser keeps the unconsumed tail per
+direction, so data fed one byte at a time gives the same result), pipelining and keep-alive
+(responses are paired with requests in order), ``Content-Length`` and chunked bodies,
+``1xx`` interim responses, ``HEAD``/``204``/``304`` bodyless responses, bodies delimited by
+connection close (finished by :meth:`HttpParser.close`), ``CONNECT``/``101`` tunnels (parsing
+stops). Anomalies become Suricata's ``http.*`` app-layer event names on the transaction;
+a line longer than the field limit or an invalid chunk length stops that direction.
+
+Non-goals: HTTP/2, multipart/file extraction, request decompression (Suricata 7 does not
+decompress request bodies by default either).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sensor.applayer.common import (
+    PROGRESS_BODY,
+    PROGRESS_COMPLETE,
+    PROGRESS_HEADERS,
+    PROGRESS_LINE,
+    AppLayerSettings,
+    Transaction,
+)
+from sensor.applayer.http_body import IDENTITY, BodySink, coding_of
+from sensor.applayer.http_message import (
+    HttpTxData,
+    header_value,
+    parse_headers,
+    request_header_buffers,
+    request_line_buffers,
+    response_header_buffers,
+    response_line_buffers,
+)
+
+S_LINE = 0
+S_HEADERS = 1
+S_BODY_LEN = 2
+S_CHUNK_SIZE = 3
+S_CHUNK_DATA = 4
+S_CHUNK_END = 5
+S_TRAILER = 6
+S_BODY_CLOSE = 7
+S_STOP = 8  # failed, tunnel or protocol switch: nothing more is parsed in this direction
+
+_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+class _Side:
+    """Parsing state of one direction."""
+
+    __slots__ = ("buf", "header_lines", "header_raw", "line", "pos", "remaining", "request",
+                 "state", "tx")
+
+    def __init__(self, request: bool) -> None:
+        self.request = request
+        self.buf = bytearray()
+        self.pos = 0
+        self.state = S_LINE
+        self.tx: Transaction | None = None
+        self.line = b""  # the request/status line of the message being parsed
+        self.header_lines: list[bytes] = []
+        self.header_raw = bytearray()  # the header block as received, for http.header.raw
+        self.remaining = 0  # bytes left in a Content-Length body or chunk
+
+
+class HttpParser:
+    """Both directions of one HTTP connection. ``on_update(tx)`` is called for every change."""
+
+    def __init__(self, cfg: AppLayerSettings, on_update: Callable[[Transaction], None]) -> None:
+        self.cfg = cfg
+        self._on_update = on_update
+        self._ts = _Side(True)
+        self._tc = _Side(False)
+        self._next_id = 0
+        self._pending: list[Transaction] = []  # requests still waiting for their response
+        self.events: list[str] = []  # connection-level anomalies (no transaction to carry them)
+
+    # ----------------------------------------------------------------- driving
+    def feed(self, to_server: bool, data: bytes) -> None:
+        side = self._ts if to_server else self._tc
+        if side.state == S_STOP or not data:
+            return
+        side.buf += data
+        steps = (self._step_request if to_server else self._step_response)
+        while side.state != S_STOP and steps(side):
+            pass
+        self._compact(side)
+
+    def close(self) -> None:
+        """Connection closed: a body delimited by close is complete."""
+        side = self._tc
+        if side.state == S_BODY_CLOSE and side.tx is not None:
+            self._finish(side)
+
+    @staticmethod
+    def _compact(side: _Side) -> None:
+        if side.pos:
+            del side.buf[: side.pos]
+            side.pos = 0
+
+    def _new_tx(self) -> Transaction:
+        tx = Transaction(self._next_id, "http")
+        self._next_id += 1
+        tx.state = HttpTxData()
+        return tx
+
+    def _fail(self, side: _Side, event: str) -> None:
+        if side.tx is not None:
+            side.tx.events.append(event)
+            self._on_update(side.tx)
+        else:
+            self.events.append(event)
+        side.state = S_STOP
+
+    def _next_line(self, side: _Side) -> bytes | None:
+        """The next line without its terminator, or None when it is not complete yet."""
+        nl = side.buf.find(b"\n", side.pos)
+        if nl == -1:
+            if len(side.buf) - side.pos > self.cfg.field_limit:
+                self._fail(side, "http.request_field_too_long" if side.request
+                           else "http.response_field_too_long")
+            return None
+        line = bytes(side.buf[side.pos : nl])
+        side.pos = nl + 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > self.cfg.field_limit:
+            self._fail(side, "http.request_field_too_long" if side.request
+                       else "http.response_field_too_long")
+            return None
+        return line
+
+    # ----------------------------------------------------------------- requests
+    def _step_request(self, side: _Side) -> bool:
+        state = side.state
+        if state == S_LINE:
+            return self._request_line(side)
+        if state == S_HEADERS:
+            return self._headers(side)
+        return self._body(side)
+
+    def _request_line(self, side: _Side) -> bool:
+        line = self._next_line(side)
+        if line is None:
+            return False
+        if not line.strip():
+            return True  # libhtp skips empty lines between requests
+        tx = self._new_tx()
+        data = tx.state
+        assert isinstance(data, HttpTxData)
+        if line[:1] in (b" ", b"\t"):
+            tx.events.append("http.request_line_leading_whitespace")
+        parts = line.split(None, 2)
+        data.method = parts[0]
+        data.target = parts[1] if len(parts) > 1 else b""
+        data.protocol = parts[2].strip() if len(parts) > 2 else b""
+        if len(self._pending) >= self.cfg.max_transactions:
+            self._pending.pop(0)
+            tx.events.append("http.too_many_transactions")
+        self._pending.append(tx)
+        side.tx, side.line = tx, line.strip()
+        request_line_buffers(tx, data, side.line)
+        tx.progress_ts = PROGRESS_LINE
+        if not data.protocol:  # HTTP/0.9: no headers, no body
+            tx.events.append("http.request_line_missing_protocol")
+            self._finish(side)
+            return True
+        self._start_headers(side)
+        self._on_update(tx)
+        return True
+
+    def _start_headers(self, side: _Side) -> None:
+        side.state = S_HEADERS
+        side.header_lines = []
+        side.header_raw = bytearray()
+
+    def _headers(self, side: _Side) -> bool:
+        start = side.pos
+        line = self._next_line(side)
+        if line is None:
+            return False
+        side.header_raw += side.buf[start : side.pos]
+        if line:
+            if len(side.header_lines) >= self.cfg.max_headers:
+                self._fail(side, "http.request_too_many_headers" if side.request
+                           else "http.response_too_many_headers")
+                return False
+            side.header_lines.append(line)
+            return True
+        raw = bytes(side.header_raw)
+        side.header_raw = bytearray()
+        if side.request:
+            self._request_headers_done(side, raw)
+        else:
+            self._response_headers_done(side, raw)
+        return True
+
+    def _request_headers_done(self, side: _Side, raw: bytes) -> None:
+        tx = side.tx
+        assert tx is not None and isinstance(tx.state, HttpTxData)
+        data = tx.state
+        data.req_headers = parse_headers(side.header_lines, tx.events, True)
+        request_header_buffers(tx, data, side.line, raw)
+        tx.progress_ts = PROGRESS_HEADERS
+        data.req_body = BodySink(IDENTITY, self.cfg.request_body_limit)
+        self._frame_body(side, tx, data.req_headers, allow_close=False)
+
+    # ----------------------------------------------------------------- responses
+    def _step_response(self, side: _Side) -> bool:
+        state = side.state
+        if state == S_LINE:
+            return self._response_line(side)
+        if state == S_HEADERS:
+            return self._headers(side)
+        return self._body(side)
+
+    def _response_line(self, side: _Side) -> bool:
+        line = self._next_line(side)
+        if line is None:
+            return False
+        if not line.strip():
+            return True
+        if side.tx is None:  # not an interim (1xx) response's follow-up: pair with a request
+            if self._pending:
+                side.tx = self._pending.pop(0)
+            else:
+                side.tx = self._new_tx()
+                side.tx.events.append("http.unable_to_match_response_to_request")
+        tx = side.tx
+        data = tx.state
+        assert isinstance(data, HttpTxData)
+        parts = line.split(None, 2)
+        data.resp_protocol = parts[0]
+        if not data.resp_protocol.upper().startswith(b"HTTP/"):
+            tx.events.append("http.response_invalid_protocol")
+        code = parts[1] if len(parts) > 1 else b""
+        data.status = int(code) if len(code) == 3 and code.isdigit() else -1
+        if data.status < 0:
+            tx.events.append("http.response_invalid_status")
+        side.line = line.strip()
+        response_line_buffers(tx, data, side.line, parts[2].strip() if len(parts) > 2 else b"")
+        tx.progress_tc = PROGRESS_LINE
+        self._start_headers(side)
+        self._on_update(tx)
+        return True
+
+    def _response_headers_done(self, side: _Side, raw: bytes) -> None:
+        tx = side.tx
+        assert tx is not None and isinstance(tx.state, HttpTxData)
+        data = tx.state
+        data.resp_headers = parse_headers(side.header_lines, tx.events, False)
+        status = data.status
+        if 100 <= status < 200 and status != 101:
+            side.state = S_LINE  # interim response: the real one follows for the same request
+            return
+        response_header_buffers(tx, data, side.line, raw)
+        tx.progress_tc = PROGRESS_HEADERS
+        coding, event = coding_of(header_value(data.resp_headers, b"content-encoding"))
+        if event:
+            tx.events.append(event)
+        if not self.cfg.decompress:
+            coding = IDENTITY
+        data.resp_body = BodySink(coding, self.cfg.response_body_limit)
+        tunnel = status == 101 or (data.method.upper() == b"CONNECT" and 200 <= status < 300)
+        if tunnel:
+            self._finish(side)
+            side.state = S_STOP
+            self._ts.state = S_STOP
+            return
+        if data.method.upper() == b"HEAD" or status in (204, 304):
+            self._finish(side)
+            return
+        self._frame_body(side, tx, data.resp_headers, allow_close=True)
+
+    # ----------------------------------------------------------------- bodies
+    def _frame_body(self, side: _Side, tx: Transaction, headers: list[list[bytes]],
+                    allow_close: bool) -> None:
+        """Choose how the body is delimited, or finish a bodyless message."""
+        where = "request" if side.request else "response"
+        te = header_value(headers, b"transfer-encoding")
+        if te is not None and b"chunked" in te.lower():
+            side.state = S_CHUNK_SIZE
+        elif te is not None:
+            tx.events.append(f"http.invalid_transfer_encoding_value_in_{where}")
+        if side.state != S_CHUNK_SIZE:
+            cl = header_value(headers, b"content-length")
+            length = -1
+            if cl is not None:
+                text = cl.split(b",")[0].strip()
+                if text.isdigit():
+                    length = int(text)
+                else:
+                    tx.events.append(f"http.invalid_content_length_field_in_{where}")
+            if length > 0:
+                side.state, side.remaining = S_BODY_LEN, length
+            elif length < 0 and allow_close:
+                side.state = S_BODY_CLOSE
+            else:
+                self._finish(side)
+                return
+        self._set_progress(side, tx, PROGRESS_BODY)
+        self._on_update(tx)
+
+    @staticmethod
+    def _set_progress(side: _Side, tx: Transaction, value: int) -> None:
+        if side.request:
+            tx.progress_ts = value
+        else:
+            tx.progress_tc = value
+
+    def _sink(self, side: _Side) -> BodySink:
+        data = side.tx.state if side.tx is not None else None
+        assert isinstance(data, HttpTxData)
+        sink = data.req_body if side.request else data.resp_body
+        assert sink is not None
+        return sink
+
+    def _consume(self, side: _Side, count: int) -> None:
+        chunk = bytes(side.buf[side.pos : side.pos + count])
+        side.pos += len(chunk)
+        sink = self._sink(side)
+        sink.add(chunk)
+        assert side.tx is not None
+        if sink.event is not None:
+            side.tx.events.append(sink.event)
+            sink.event = None
+        self._on_update(side.tx)
+
+    def _body(self, side: _Side) -> bool:
+        avail = len(side.buf) - side.pos
+        state = side.state
+        if state in (S_BODY_LEN, S_CHUNK_DATA):
+            if avail == 0:
+                return False
+            take = min(avail, side.remaining)
+            self._consume(side, take)
+            side.remaining -= take
+            if side.remaining == 0:
+                if state == S_BODY_LEN:
+                    self._finish(side)
+                else:
+                    side.state = S_CHUNK_END
+            return True
+        if state == S_BODY_CLOSE:
+            if avail == 0:
+                return False
+            self._consume(side, avail)
+            return True
+        line = self._next_line(side)
+        if line is None:
+            return False
+        if state == S_CHUNK_SIZE:
+            return self._chunk_size(side, line)
+        if state == S_CHUNK_END:
+            side.state = S_CHUNK_SIZE  # CRLF after chunk data (libhtp tolerates junk here)
+            return True
+        if not line:  # S_TRAILER: the empty line ends the message
+            self._finish(side)
+        return True
+
+    def _chunk_size(self, side: _Side, line: bytes) -> bool:
+        text = line.split(b";", 1)[0].strip(b" \t")
+        if not text and not line.strip():
+            return True  # stray empty line before a chunk size
+        if not text or len(text) > 16 or any(c not in _HEXDIGITS for c in text):
+            self._fail(side, "http.invalid_request_chunk_len" if side.request
+                       else "http.invalid_response_chunk_len")
+            return False
+        size = int(text, 16)
+        if size == 0:
+            side.state = S_TRAILER
+        else:
+            side.state, side.remaining = S_CHUNK_DATA, size
+        return True
+
+    def _finish(self, side: _Side) -> None:
+        tx = side.tx
+        assert tx is not None
+        if side.request:
+            tx.progress_ts = PROGRESS_COMPLETE
+            tx.to_server_done = True
+        else:
+            tx.progress_tc = PROGRESS_COMPLETE
+            tx.to_client_done = True
+        side.tx = None
+        side.state = S_LINE
+        self._on_update(tx)

@@ -1,0 +1,231 @@
+"""HTTP/1.x message heads: header block parsing and the sticky buffers built from them.
+
+Scope: turn a request/status line and the raw header lines into Suricata 7's buffers
+(``http.method``, ``http.uri``, ``http.header``, ``http.start``, ``http.header_names`` ...) and
+the numeric values keywords need (``urilen``, ``http.stat_code``), following libhtp's rules:
+folded lines are joined, repeated headers are merged with ``", "``, values are trimmed;
+``http.header`` lists ``Name: value\\r\\n`` without ``Cookie`` (requests) / ``Set-Cookie``
+(responses).
+
+Non-goals: the stream state machine (``http.py``) and body decoding (``http_body.py``).
+"""
+
+from __future__ import annotations
+
+from sensor.applayer.common import Transaction
+from sensor.applayer.http_body import BodySink
+from sensor.applayer.uri import normalize_hostname, normalize_uri
+
+_LWS = b" \t"
+
+# Single-value header buffers: (buffer name, lower-case header name, directions it exists in).
+_REQUEST_HEADER_BUFFERS = (
+    ("http.user_agent", b"user-agent"),
+    ("http.accept", b"accept"),
+    ("http.accept_enc", b"accept-encoding"),
+    ("http.accept_lang", b"accept-language"),
+    ("http.referer", b"referer"),
+    ("http.cookie", b"cookie"),
+    ("http.content_type", b"content-type"),
+    ("http.content_len", b"content-length"),
+    ("http.connection", b"connection"),
+)
+_RESPONSE_HEADER_BUFFERS = (
+    ("http.cookie", b"set-cookie"),
+    ("http.content_type", b"content-type"),
+    ("http.content_len", b"content-length"),
+    ("http.connection", b"connection"),
+    ("http.location", b"location"),
+    ("http.server", b"server"),
+)
+
+
+class HttpTxData:
+    """Parsed details of one HTTP transaction kept for EVE and body handling."""
+
+    __slots__ = (
+        "authority",
+        "host",
+        "method",
+        "protocol",
+        "req_body",
+        "req_headers",
+        "resp_body",
+        "resp_headers",
+        "resp_protocol",
+        "status",
+        "target",
+    )
+
+    def __init__(self) -> None:
+        self.method = b""
+        self.target = b""
+        self.protocol = b""
+        self.authority: bytes | None = None
+        self.host = b""
+        self.req_headers: list[list[bytes]] = []
+        self.resp_headers: list[list[bytes]] = []
+        self.resp_protocol = b""
+        self.status = -1
+        self.req_body: BodySink | None = None
+        self.resp_body: BodySink | None = None
+
+
+def parse_headers(lines: list[bytes], events: list[str], request: bool) -> list[list[bytes]]:
+    """Header lines (no line terminators) -> ordered [name, value] pairs, repeats merged."""
+    side = "request" if request else "response"
+    logical: list[bytes] = []
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and logical:
+            logical[-1] += line  # folding: libhtp appends the continuation as received
+            continue
+        logical.append(line)
+    out: list[list[bytes]] = []
+    index: dict[bytes, int] = {}
+    for line in logical:
+        colon = line.find(b":")
+        if colon == -1:
+            events.append(f"http.{side}_field_missing_colon")
+            name, value = line.strip(_LWS), b""
+        else:
+            name, value = line[:colon], line[colon + 1 :].strip(_LWS)
+            if name != name.rstrip(_LWS):
+                events.append(f"http.{side}_header_invalid")
+                name = name.rstrip(_LWS)
+        key = name.lower()
+        if key in index:
+            pair = out[index[key]]
+            if key == b"content-length" and pair[1] != value:
+                events.append(f"http.duplicate_content_length_field_in_{side}")
+            pair[1] = pair[1] + b", " + value
+        else:
+            index[key] = len(out)
+            out.append([name, value])
+    return out
+
+
+def header_value(headers: list[list[bytes]], lname: bytes) -> bytes | None:
+    for name, value in headers:
+        if name.lower() == lname:
+            return value
+    return None
+
+
+def _header_buffers(tx: Transaction, line: bytes, headers: list[list[bytes]], raw: bytes,
+                    to_server: bool) -> None:
+    skip = b"cookie" if to_server else b"set-cookie"
+    hdr = bytearray()
+    start = bytearray(line + b"\r\n")
+    names = bytearray(b"\r\n")
+    for name, hvalue in headers:
+        entry = name + b": " + hvalue + b"\r\n"
+        start += entry
+        names += name + b"\r\n"
+        if name.lower() != skip:
+            hdr += entry
+    start += b"\r\n"
+    names += b"\r\n"
+    tx.set_buffer("http.header", bytes(hdr), to_server)
+    tx.set_buffer("http.header.raw", raw, to_server)
+    tx.set_buffer("http.start", bytes(start), to_server)
+    tx.set_buffer("http.header_names", bytes(names), to_server)
+    wanted = _REQUEST_HEADER_BUFFERS if to_server else _RESPONSE_HEADER_BUFFERS
+    for buffer_name, lname in wanted:
+        value = header_value(headers, lname)
+        if value is not None:
+            tx.set_buffer(buffer_name, value, to_server)
+
+
+def request_line_buffers(tx: Transaction, data: HttpTxData, line: bytes) -> None:
+    """Buffers available once the request line is parsed."""
+    uri, authority = normalize_uri(data.target)
+    data.authority = authority
+    tx.buffers["http.method"] = data.method
+    tx.buffers["http.uri"] = uri
+    tx.buffers["http.uri.raw"] = data.target
+    tx.buffers["http.request_line"] = line
+    tx.buffers["http.protocol"] = data.protocol
+    tx.values["urilen"] = len(uri)
+    tx.values["urilen.raw"] = len(data.target)
+
+
+def request_header_buffers(tx: Transaction, data: HttpTxData, line: bytes, raw: bytes) -> None:
+    headers = data.req_headers
+    _header_buffers(tx, line, headers, raw, True)
+    host_header = header_value(headers, b"host")
+    if data.authority is not None:
+        raw_host = data.authority.rpartition(b"@")[2]
+        tx.buffers["http.host.raw"] = raw_host
+        data.host = normalize_hostname(raw_host)
+    elif host_header is not None:
+        tx.buffers["http.host.raw"] = host_header
+        data.host = normalize_hostname(host_header)
+    else:
+        tx.events.append("http.missing_host_header")
+    if data.authority is not None or host_header is not None:
+        tx.buffers["http.host"] = data.host
+
+
+def response_line_buffers(tx: Transaction, data: HttpTxData, line: bytes, msg: bytes) -> None:
+    tx.set_buffer("http.response_line", line, False)
+    tx.set_buffer("http.protocol", data.resp_protocol, False)
+    tx.set_buffer("http.stat_code", line.split(None, 2)[1] if data.status >= 0 else b"", False)
+    tx.set_buffer("http.stat_msg", msg, False)
+    tx.values["http.stat_code"] = data.status
+
+
+def response_header_buffers(tx: Transaction, data: HttpTxData, line: bytes, raw: bytes) -> None:
+    _header_buffers(tx, line, data.resp_headers, raw, False)
+
+
+def eve_http(tx: Transaction) -> dict[str, object]:
+    """The ``http`` object Suricata adds to an alert on this transaction."""
+    data = tx.state
+    if not isinstance(data, HttpTxData):
+        return {}
+    out: dict[str, object] = {}
+    if data.host:
+        out["hostname"] = data.host.decode("latin-1")
+    host_header = header_value(data.req_headers, b"host")
+    if host_header and b":" in host_header.rpartition(b"]")[2]:
+        port = host_header.rpartition(b":")[2].strip()
+        if port.isdigit():
+            out["http_port"] = int(port)
+    if data.target:
+        out["url"] = data.target.decode("latin-1")
+    for key, lname, headers in (
+        ("http_user_agent", b"user-agent", data.req_headers),
+        ("http_content_type", b"content-type", data.resp_headers),
+        ("http_refer", b"referer", data.req_headers),
+    ):
+        value = header_value(headers, lname)
+        if value is not None:
+            out[key] = value.decode("latin-1")
+    if data.method:
+        out["http_method"] = data.method.decode("latin-1")
+    if data.protocol:
+        out["protocol"] = data.protocol.decode("latin-1")
+    if data.status >= 0:
+        out["status"] = data.status
+    location = header_value(data.resp_headers, b"location")
+    if location is not None:
+        out["redirect"] = location.decode("latin-1")
+    out["length"] = data.resp_body.wire_len if data.resp_body is not None else 0
+    return out
+
+
+def body_buffers(tx: Transaction) -> None:
+    """Refresh the body buffers from the body sinks (done lazily, once per ``pop_ready``)."""
+    data = tx.state
+    if not isinstance(data, HttpTxData):
+        return
+    sink = data.req_body
+    if sink is not None and sink.data:
+        body = bytes(sink.data)
+        tx.buffers["http.request_body"] = body
+        tx.buffers["file.data"] = body
+    sink = data.resp_body
+    if sink is not None and sink.data:
+        body = bytes(sink.data)
+        tx.set_buffer("http.response_body", body, False)
+        tx.set_buffer("file.data", body, False)
