@@ -1,0 +1,172 @@
+"""State the detection engine keeps between packets.
+
+Scope: per-flow state (flowbits, flowints, IP-only bookkeeping, the retained stream tail per
+direction), per-host bits (hostbits, xbits) with expiry, and threshold / detection_filter
+counters. Bounded: host and threshold tables evict their oldest entries past a cap.
+
+Non-goals: the flow table itself (sensor/flow.py owns flows and their lifetime).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from sensor.packet import Packet
+from signatures.flowkw import BitOp, FlowintOp, Threshold
+
+
+class FlowDetectState:
+    """Hung on ``Flow.detect``; created on the first packet a rule looks at."""
+
+    __slots__ = ("bits", "ints", "ipo_toclient", "ipo_toserver", "tail_toclient", "tail_toserver")
+
+    def __init__(self) -> None:
+        self.bits: set[str] = set()
+        self.ints: dict[str, int] = {}
+        self.ipo_toserver = False
+        self.ipo_toclient = False
+        self.tail_toserver = b""
+        self.tail_toclient = b""
+
+
+def bits_check(have: set[str] | dict[str, float], op: BitOp, now: float) -> bool:
+    def isset(name: str) -> bool:
+        if isinstance(have, dict):
+            exp = have.get(name)
+            return exp is not None and (exp == 0 or exp > now)
+        return name in have
+
+    if op.op == "isset":
+        hits = (isset(n) for n in op.names)
+        return any(hits) if op.any_of else all(hits)
+    # isnotset: with "a|b", true when any of them is unset; with one name, when it is unset
+    misses = (not isset(n) for n in op.names)
+    return any(misses) if op.any_of else all(misses)
+
+
+def bits_apply(have: set[str], op: BitOp) -> None:
+    for n in op.names:
+        if op.op == "set":
+            have.add(n)
+        elif op.op == "unset":
+            have.discard(n)
+        elif n in have:
+            have.remove(n)
+        else:
+            have.add(n)
+
+
+def flowint_check(ints: dict[str, int], op: FlowintOp) -> bool:
+    cur = ints.get(op.name)
+    if op.op == "isset":
+        return cur is not None
+    if op.op == "notset":
+        return cur is None
+    if cur is None:
+        return False
+    other = op.value if isinstance(op.value, int) else ints.get(str(op.value))
+    if other is None:
+        return False
+    return {
+        "==": cur == other, "!=": cur != other, "<": cur < other,
+        ">": cur > other, "<=": cur <= other, ">=": cur >= other,
+    }[op.op]  # fmt: skip
+
+
+def flowint_apply(ints: dict[str, int], op: FlowintOp) -> None:
+    val = op.value if isinstance(op.value, int) else ints.get(str(op.value))
+    if val is None:
+        return
+    if op.op == "=":
+        ints[op.name] = val
+    elif op.op == "+":
+        ints[op.name] = ints.get(op.name, 0) + val
+    elif op.op == "-":
+        ints[op.name] = ints.get(op.name, 0) - val
+
+
+class HostBits:
+    """hostbits / xbits storage: key -> {name: expiry (0 = none)}; bounded LRU."""
+
+    def __init__(self, cap: int = 65536) -> None:
+        self._table: OrderedDict[tuple[int, ...], dict[str, float]] = OrderedDict()
+        self._cap = cap
+        self.evicted = 0
+
+    def get(self, key: tuple[int, ...]) -> dict[str, float]:
+        bits = self._table.get(key)
+        if bits is None:
+            bits = {}
+            self._table[key] = bits
+            if len(self._table) > self._cap:
+                self._table.popitem(last=False)
+                self.evicted += 1
+        return bits
+
+    def peek(self, key: tuple[int, ...]) -> dict[str, float]:
+        return self._table.get(key) or {}
+
+
+def host_keys(op: BitOp, p: Packet) -> list[tuple[int, ...]]:
+    """Which hosts (or host pairs) an operation applies to for this packet."""
+    src, dst = (p.ipver, p.src), (p.ipver, p.dst)
+    track = op.track
+    if track in ("src", "ip_src"):
+        return [src]
+    if track in ("dst", "ip_dst"):
+        return [dst]
+    if track == "both":
+        return [src, dst]
+    a, b = sorted((p.src, p.dst))
+    return [(p.ipver, a, b)]
+
+
+class Thresholds:
+    """threshold / detection_filter counters keyed by rule and tracked address."""
+
+    def __init__(self, cap: int = 65536) -> None:
+        self._table: OrderedDict[tuple[object, ...], list[float]] = OrderedDict()
+        self._cap = cap
+        self.suppressed = 0
+
+    def allow(self, sid: int, gid: int, t: Threshold, p: Packet, now: float) -> bool:
+        """Count one match; True when it may produce an alert."""
+        if t.track == "by_src":
+            who: tuple[int, ...] = (p.ipver, p.src)
+        elif t.track == "by_dst":
+            who = (p.ipver, p.dst)
+        elif t.track == "by_both":
+            who = (p.ipver, p.src, p.dst)
+        elif t.track == "by_flow":
+            who = (id(p.flow),)
+        else:
+            who = ()
+        key = (gid, sid, t.kind, *who)
+        entry = self._table.get(key)
+        if entry is None or now - entry[0] >= t.seconds:
+            entry = [now, 0.0, 0.0]  # window start, count, alerted-in-window
+            self._table[key] = entry
+            if len(self._table) > self._cap:
+                self._table.popitem(last=False)
+        entry[1] += 1
+        count = entry[1]
+        ok = self._decide(t, entry, count)
+        if not ok:
+            self.suppressed += 1
+        return ok
+
+    @staticmethod
+    def _decide(t: Threshold, entry: list[float], count: float) -> bool:
+        if t.kind == "limit":
+            return count <= t.count
+        if t.kind == "threshold":
+            if count >= t.count:
+                entry[1] = 0  # alert every count-th match in the window
+                return True
+            return False
+        if t.kind == "both":
+            if count >= t.count and not entry[2]:
+                entry[2] = 1
+                return True
+            return False
+        return count > t.count  # detection_filter: alert once the rate is exceeded

@@ -1,0 +1,262 @@
+"""Turn a parsed rule into a compiled :class:`Signature`.
+
+Scope: walk the rule's options in order and hand each to the module that owns it — meta
+keywords here, packet-header keywords (signatures/header.py), flow-state keywords
+(signatures/flowkw.py), buffer keywords (signatures/payload.py) — then decide how the
+rule's payload is inspected (packet, stream, or stream only) and whether it is one of
+Suricata's IP-only rules.
+
+A keyword Suricata has but sekimori does not implement raises ``UnsupportedKeyword`` so the
+loader can skip the rule and count it by keyword; an unknown word raises ``RuleError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sensor.errors import RuleError, UnsupportedKeyword
+from sensor.packet import Packet
+from signatures import flowkw
+from signatures.classification import Classifications
+from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
+from signatures.header import PACKET_KEYWORDS
+from signatures.payload import PayloadBuilder
+from signatures.rule import INSPECT_PACKET, INSPECT_STREAM, INSPECT_STREAM_ONLY, Signature
+from signatures.suricata_keywords import UNSUPPORTED_KEYWORDS
+
+# rule protocol -> (L4 protocol numbers or None for any, IP version restriction)
+_PROTOCOLS: dict[str, tuple[frozenset[int] | None, int]] = {
+    "ip": (None, 0),
+    "pkthdr": (None, 0),
+    "ipv4": (None, 4),
+    "ip4": (None, 4),
+    "ipv6": (None, 6),
+    "ip6": (None, 6),
+    "tcp": (frozenset({6}), 0),
+    "tcp-pkt": (frozenset({6}), 0),
+    "tcp-stream": (frozenset({6}), 0),
+    "udp": (frozenset({17}), 0),
+    "icmp": (frozenset({1, 58}), 0),
+    "icmpv4": (frozenset({1}), 4),
+    "icmpv6": (frozenset({58}), 6),
+    "sctp": (frozenset({132}), 0),
+}
+
+_HEADER_BUFFER_PROTOS = {"ipv4.hdr": 4, "ipv6.hdr": 6}
+
+_META = frozenset({"msg", "sid", "rev", "gid", "classtype", "priority", "reference", "metadata",
+                   "target", "prefilter", "tag", "noalert", "requires"})  # fmt: skip
+
+
+@dataclass
+class _Draft:
+    """Mutable accumulator while one rule's options are read (never leaves this module)."""
+
+    msg: str = ""
+    sid: int | None = None
+    gid: int = 1
+    rev: int = 0
+    classtype: str | None = None
+    priority: int | None = None
+    metadata: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    target: str | None = None
+    checks: list[tuple[int, Callable[[Packet], bool]]] = field(default_factory=list)
+    force_packet: bool = False
+    flow_bits: int = 0
+    bit_checks: list[BitOp] = field(default_factory=list)
+    bit_actions: list[BitOp] = field(default_factory=list)
+    flowint_checks: list[FlowintOp] = field(default_factory=list)
+    flowint_actions: list[FlowintOp] = field(default_factory=list)
+    stream_size: StreamSize | None = None
+    noalert: bool = False
+    threshold: Threshold | None = None
+    detection_filter: Threshold | None = None
+
+
+def unquote(value: str | None) -> str:
+    """Resolve the escapes Suricata allows in quoted option values (\\" \\; \\\\ \\:)."""
+    if value is None:
+        return ""
+    out, i = [], 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value):
+            out.append(value[i + 1])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _int(keyword: str, value: str | None, lo: int = 0, hi: int = 2**32 - 1) -> int:
+    try:
+        n = int((value or "").strip())
+    except ValueError as exc:
+        raise RuleError(f"{keyword}: '{value}' is not a number") from exc
+    if not lo <= n <= hi:
+        raise RuleError(f"{keyword}: {n} is out of range {lo}-{hi}")
+    return n
+
+
+class SignatureBuilder:
+    """Builds signatures for one ruleset: holds what every rule shares."""
+
+    def __init__(self, classifications: Classifications, supported_buffers: frozenset[str]) -> None:
+        self._classes = classifications
+        self._supported_buffers = supported_buffers
+
+    def build(self, parsed: object) -> Signature:
+        from signatures.parser import ParsedRule
+
+        assert isinstance(parsed, ParsedRule)
+        proto = parsed.proto
+        if proto not in _PROTOCOLS:
+            raise UnsupportedKeyword(f"protocol {proto}")
+        l4, ipver = _PROTOCOLS[proto]
+        draft = _Draft()
+        payload = PayloadBuilder(self._supported_buffers)
+        for opt in parsed.options:
+            name, value = opt.name, opt.value
+            if name in _META:
+                self._meta(draft, name, value)
+            elif name in PACKET_KEYWORDS:
+                parse, forces_packet = PACKET_KEYWORDS[name]
+                draft.checks.append((len(draft.checks), parse(value)))
+                draft.force_packet |= forces_packet
+            elif name in _FLOW_HANDLERS:
+                _FLOW_HANDLERS[name](draft, value)
+            elif payload.claims(name):
+                payload.add(name, value, opt.quoted)
+            elif name in UNSUPPORTED_KEYWORDS:
+                raise UnsupportedKeyword(name)
+            else:
+                raise RuleError(f"unknown keyword '{name}'", category="unknown keyword")
+        if draft.sid is None:
+            raise RuleError("rule has no sid", category="missing sid")
+        spec = payload.finish()
+        programs = spec.programs if spec is not None else {}
+        header_buffers = tuple(b for b in programs if b.endswith(".hdr"))
+        app_buffers = tuple(b for b in programs if b not in header_buffers and b != "pkt_data")
+        for b in header_buffers:
+            if b in _HEADER_BUFFER_PROTOS and not ipver:
+                ipver = _HEADER_BUFFER_PROTOS[b]
+        has_pkt_data = "pkt_data" in programs
+        inspect = self._inspect_mode(proto, draft)
+        classtype = self._classes.get(draft.classtype) if draft.classtype else None
+        if draft.classtype and classtype is None:
+            raise RuleError(f"unknown classtype '{draft.classtype}'", category="unknown classtype")
+        severity = draft.priority if draft.priority is not None else (
+            classtype.priority if classtype else 3)
+        ip_only = (
+            not programs
+            and not draft.checks
+            and not draft.flow_bits
+            and not draft.bit_checks
+            and all(b.kind == "flowbits" and b.op == "set" for b in draft.bit_actions)
+            and not draft.flowint_checks
+            and not draft.flowint_actions
+            and draft.stream_size is None
+            and parsed.sport.is_any
+            and parsed.dport.is_any
+        )
+        return Signature(
+            sid=draft.sid, gid=draft.gid, rev=draft.rev, msg=draft.msg, action=parsed.action,
+            classtype=draft.classtype, category=classtype.description if classtype else "",
+            severity=severity, metadata=tuple(draft.metadata),
+            references=tuple(draft.references), target=draft.target,
+            proto=proto, l4=l4, ipver=ipver, app_proto=None,
+            src=parsed.src, sport=parsed.sport, dst=parsed.dst, dport=parsed.dport,
+            bidirectional=parsed.direction == "<>",
+            checks=tuple(c for _, c in draft.checks), flow_bits=draft.flow_bits,
+            bit_checks=tuple(draft.bit_checks), bit_actions=tuple(draft.bit_actions),
+            flowint_checks=tuple(draft.flowint_checks),
+            flowint_actions=tuple(draft.flowint_actions), stream_size=draft.stream_size,
+            noalert=draft.noalert, payload=spec if programs else None,
+            inspect=inspect if has_pkt_data else INSPECT_PACKET,
+            header_buffers=header_buffers, app_buffers=app_buffers, ip_only=ip_only,
+            threshold=draft.threshold, detection_filter=draft.detection_filter,
+            file=parsed.file, line=parsed.line, raw=parsed.raw,
+        )  # fmt: skip
+
+    @staticmethod
+    def _inspect_mode(proto: str, draft: _Draft) -> int:
+        if proto == "tcp-stream" or draft.flow_bits & flowkw.ONLY_STREAM:
+            return INSPECT_STREAM_ONLY
+        if proto == "tcp-pkt" or draft.flow_bits & flowkw.NO_STREAM or draft.force_packet:
+            return INSPECT_PACKET
+        return INSPECT_STREAM
+
+    def _meta(self, d: _Draft, name: str, value: str | None) -> None:
+        if name == "msg":
+            d.msg = unquote(value)
+        elif name == "sid":
+            d.sid = _int("sid", value, 1)
+        elif name == "rev":
+            d.rev = _int("rev", value)
+        elif name == "gid":
+            d.gid = _int("gid", value)
+        elif name == "classtype":
+            d.classtype = (value or "").strip()
+        elif name == "priority":
+            d.priority = _int("priority", value, 1, 255)
+        elif name == "reference":
+            d.references.append((value or "").strip())
+        elif name == "metadata":
+            d.metadata.extend(p.strip() for p in (value or "").split(",") if p.strip())
+        elif name == "target":
+            t = (value or "").strip()
+            if t not in ("src_ip", "dest_ip"):
+                raise RuleError(f"target: must be src_ip or dest_ip, not '{t}'")
+            d.target = t
+        elif name == "noalert":
+            d.noalert = True
+        elif name == "requires":
+            raise UnsupportedKeyword("requires")
+        # prefilter and tag change nothing about what matches.
+
+
+def _flow(d: _Draft, v: str | None) -> None:
+    d.flow_bits |= flowkw.parse_flow(v)
+
+
+def _bits(d: _Draft, op: BitOp | None) -> None:
+    if op is None:
+        d.noalert = True
+    elif op.is_check:
+        d.bit_checks.append(op)
+    else:
+        d.bit_actions.append(op)
+
+
+def _flowint(d: _Draft, v: str | None) -> None:
+    op = flowkw.parse_flowint(v)
+    (d.flowint_checks if op.op in flowkw.FLOWINT_CHECKS else d.flowint_actions).append(op)
+
+
+def _stream_size(d: _Draft, v: str | None) -> None:
+    d.stream_size = flowkw.parse_stream_size(v)
+
+
+def _threshold(d: _Draft, v: str | None) -> None:
+    if d.threshold is not None:
+        raise RuleError("threshold given twice")
+    d.threshold = flowkw.parse_threshold(v)
+
+
+def _detection_filter(d: _Draft, v: str | None) -> None:
+    d.detection_filter = flowkw.parse_threshold(v, detection_filter=True)
+
+
+_FLOW_HANDLERS: dict[str, Callable[[_Draft, str | None], None]] = {
+    "flow": _flow,
+    "flowbits": lambda d, v: _bits(d, flowkw.parse_flowbits(v)),
+    "xbits": lambda d, v: _bits(d, flowkw.parse_xbits(v)),
+    "hostbits": lambda d, v: _bits(d, flowkw.parse_hostbits(v)),
+    "flowint": _flowint,
+    "stream_size": _stream_size,
+    "threshold": _threshold,
+    "detection_filter": _detection_filter,
+}

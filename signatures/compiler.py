@@ -1,0 +1,152 @@
+"""Compile loaded signatures into the structures the per-packet engine walks.
+
+Scope: evaluation order (Suricata's: action, flowbits/flowint/hostbits/xbits class, priority,
+then file order), rule groups by L4 protocol so a packet only meets rules that can apply,
+one Hyperscan literal database per group over the rules' pkt_data fast patterns, and the
+on-disk cache of those databases keyed by a hash of the patterns and engine version.
+
+Non-goals: port-group splitting (a later performance step; ports are checked per candidate
+with a bisect today), prefiltering app-layer or header buffers (their rules are always
+candidates within their group).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from signatures.hs import ENGINE_VERSION, LiteralSet
+from signatures.rule import ACTION_ORDER, FB_NONE, Signature
+
+log = logging.getLogger(__name__)
+
+# L4 group keys; OTHER holds packets without a decoded L4 header (fragments, other protocols).
+OTHER = -1
+GROUP_KEYS = (6, 17, 1, 58, 132, OTHER)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleGroup:
+    """The rules one kind of packet can meet, split by how they become candidates."""
+
+    key: int
+    always: tuple[int, ...]  # orders of rules without a pkt_data fast pattern
+    ip_only: tuple[int, ...]  # orders of IP-only rules (checked once per flow direction)
+    prefilter: LiteralSet | None  # fast patterns of the rest
+    pattern_rules: tuple[tuple[int, ...], ...]  # pattern id -> orders of rules using it
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRuleset:
+    signatures: tuple[Signature, ...]  # index == Signature.order
+    groups: dict[int, RuleGroup]
+    version: str  # hash of the rule texts in order, for EVE/stats and the cache
+    max_reach: int  # bytes of stream history kept so split matches are found
+
+
+def _order_key(sig: Signature, index: int) -> tuple[int, ...]:
+    hostbits = [b for b in (*sig.bit_checks, *sig.bit_actions) if b.kind == "hostbits"]
+    xbits = [b for b in (*sig.bit_checks, *sig.bit_actions) if b.kind == "xbits"]
+
+    def cls(bits: list) -> int:  # type: ignore[type-arg]
+        reads = any(b.is_check for b in bits)
+        writes = any(not b.is_check for b in bits)
+        return 1 if reads and writes else 0 if writes else 2 if reads else FB_NONE
+
+    flowbits = [b for b in (*sig.bit_checks, *sig.bit_actions) if b.kind == "flowbits"]
+    flowint_w, flowint_r = bool(sig.flowint_actions), bool(sig.flowint_checks)
+    flowint = 1 if flowint_w and flowint_r else 0 if flowint_w else 2 if flowint_r else FB_NONE
+    return (ACTION_ORDER.get(sig.action, 3), cls(flowbits), flowint, cls(hostbits), cls(xbits),
+            sig.severity, index)  # fmt: skip
+
+
+def order_signatures(sigs: Sequence[Signature]) -> tuple[Signature, ...]:
+    ranked = sorted(range(len(sigs)), key=lambda i: _order_key(sigs[i], i))
+    return tuple(replace(sigs[i], order=n) for n, i in enumerate(ranked))
+
+
+def ruleset_version(sigs: Iterable[Signature]) -> str:
+    h = hashlib.sha256()
+    for s in sigs:
+        h.update(s.raw.encode("utf-8", "surrogateescape"))
+        h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+def _applies_to(sig: Signature, key: int) -> bool:
+    if key == OTHER:
+        return sig.l4 is None
+    return sig.l4 is None or key in sig.l4
+
+
+def compile_ruleset(sigs: Sequence[Signature], cache_dir: str | None = None,
+                    stream_window_cap: int = 4096) -> CompiledRuleset:
+    """Order the signatures and build one group per L4 protocol."""
+    ordered = order_signatures(sigs)
+    cache = _Cache(cache_dir)
+    groups: dict[int, RuleGroup] = {}
+    for key in GROUP_KEYS:
+        groups[key] = _build_group(key, [s for s in ordered if _applies_to(s, key)], cache)
+    reach = 0
+    for s in ordered:
+        if s.payload is None or "pkt_data" not in s.payload.programs:
+            continue
+        r = s.payload.max_reach
+        reach = stream_window_cap if r is None else max(reach, min(r, stream_window_cap))
+        if reach >= stream_window_cap:
+            break
+    return CompiledRuleset(ordered, groups, ruleset_version(ordered), reach)
+
+
+def _build_group(key: int, sigs: list[Signature], cache: _Cache) -> RuleGroup:
+    always: list[int] = []
+    ip_only: list[int] = []
+    patterns: dict[tuple[bytes, bool], int] = {}
+    users: list[list[int]] = []
+    for s in sigs:
+        if s.ip_only:
+            ip_only.append(s.order)
+            continue
+        fp = s.payload.fast_pattern if s.payload is not None else None
+        if fp is None or fp.buffer != "pkt_data" or fp.negated or not fp.pattern:
+            always.append(s.order)
+            continue
+        pid = patterns.setdefault((fp.pattern, fp.nocase), len(patterns))
+        if pid == len(users):
+            users.append([])
+        users[pid].append(s.order)
+    pats = list(patterns)
+    prefilter = cache.literal_set(pats) if pats else None
+    return RuleGroup(key, tuple(always), tuple(ip_only), prefilter, tuple(tuple(u) for u in users))
+
+
+class _Cache:
+    """Compiled Hyperscan databases on disk, keyed by the exact pattern list."""
+
+    def __init__(self, cache_dir: str | None) -> None:
+        self._dir = Path(cache_dir) if cache_dir else None
+
+    def literal_set(self, patterns: list[tuple[bytes, bool]]) -> LiteralSet:
+        h = hashlib.sha256(ENGINE_VERSION.encode())
+        for p, nocase in patterns:
+            h.update(len(p).to_bytes(4, "big") + p + (b"\x01" if nocase else b"\x00"))
+        path = self._dir / f"{h.hexdigest()[:32]}.hsdb" if self._dir else None
+        if path is not None and path.exists():
+            try:
+                return LiteralSet.loads(path.read_bytes(), len(patterns))
+            except Exception as exc:  # a damaged cache entry is rebuilt, never fatal
+                log.warning("ignoring unreadable rule cache %s: %s", path, exc)
+        lits = LiteralSet.compile(patterns)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".tmp{os.getpid()}")
+                tmp.write_bytes(lits.dumps())
+                tmp.replace(path)
+            except OSError as exc:
+                log.warning("cannot write rule cache %s: %s", path, exc)
+        return lits

@@ -1,0 +1,279 @@
+"""Packet-header keywords: predicates on one decoded packet.
+
+Scope: dsize, ttl, id, tos, ip_proto, ipopts, sameip, fragbits, fragoffset, flags, seq, ack,
+window, tcp.mss, itype, icode, icmp_id, icmp_seq. Each parser returns a predicate
+``Packet -> bool``; the builder appends it to the rule's packet checks, evaluated before any
+payload inspection (they are cheap).
+
+Non-goals: flow state (signatures/flowkw.py), payload (signatures/payload.py).
+Semantics follow Suricata 7's keyword documentation; where Suricata silently accepts
+nonsense, we reject the rule with a reason instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from sensor.decode import ipv4_options, tcp_mss
+from sensor.errors import RuleError
+from sensor.packet import (
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    TH_ACK,
+    TH_CWR,
+    TH_ECE,
+    TH_FIN,
+    TH_PUSH,
+    TH_RST,
+    TH_SYN,
+    TH_URG,
+    Packet,
+)
+from signatures.numeric import parse_uint
+
+Check = Callable[[Packet], bool]
+
+_TCP_FLAG_BITS = {
+    "F": TH_FIN, "S": TH_SYN, "R": TH_RST, "P": TH_PUSH, "A": TH_ACK, "U": TH_URG,
+    "C": TH_CWR, "E": TH_ECE, "1": TH_CWR, "2": TH_ECE,
+}  # fmt: skip
+
+_IPOPTS = {"eol": 0, "nop": 1, "rr": 7, "ts": 68, "sec": 130, "esec": 133, "lsrr": 131,
+           "ssrr": 137, "satid": 136, "lsrre": 131, "qs": 25, "cipso": 134}  # fmt: skip
+
+_PROTO_NAMES = {"icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47,
+                "esp": 50, "ah": 51, "icmpv6": 58, "ipv6-icmp": 58, "sctp": 132}  # fmt: skip
+
+
+def _is_icmp(p: Packet) -> bool:
+    return p.proto == IPPROTO_ICMP or p.proto == IPPROTO_ICMPV6
+
+
+def dsize(value: str | None) -> Check:
+    m = parse_uint("dsize", value, 65535).test
+    return lambda p: m(len(p.payload))
+
+
+def ttl(value: str | None) -> Check:
+    m = parse_uint("ttl", value, 255).test
+    return lambda p: p.ipver != 0 and m(p.ttl)
+
+
+def ip_id(value: str | None) -> Check:
+    m = parse_uint("id", value, 65535).test
+    return lambda p: p.ipver == 4 and m(p.ip_id)
+
+
+def tos(value: str | None) -> Check:
+    text = (value or "").strip()
+    neg = text.startswith("!")
+    text = text.lstrip("!").strip()
+    try:
+        n = int(text[1:], 16) if text[:1] in ("x", "X") else int(text, 0)
+    except ValueError as exc:
+        raise RuleError(f"tos: invalid value '{value}'") from exc
+    if not 0 <= n <= 255:
+        raise RuleError(f"tos: value {n} out of range 0-255")
+    return (lambda p: p.ipver == 4 and p.tos != n) if neg else (lambda p: p.ipver == 4 and p.tos == n)
+
+
+def ip_proto(value: str | None) -> Check:
+    text = (value or "").strip()
+    op = ""
+    if text[:1] in ("!", "<", ">"):
+        op, text = text[0], text[1:].strip()
+    n = _PROTO_NAMES.get(text.lower())
+    if n is None:
+        try:
+            n = int(text)
+        except ValueError as exc:
+            raise RuleError(f"ip_proto: unknown protocol '{value}'") from exc
+    if not 0 <= n <= 255:
+        raise RuleError(f"ip_proto: {n} out of range 0-255")
+    tests: dict[str, Check] = {
+        "": lambda p: p.ipver != 0 and p.proto == n,
+        "!": lambda p: p.ipver != 0 and p.proto != n,
+        "<": lambda p: p.ipver != 0 and p.proto < n,
+        ">": lambda p: p.ipver != 0 and p.proto > n,
+    }
+    return tests[op]
+
+
+def ipopts(value: str | None) -> Check:
+    name = (value or "").strip().lower()
+    if name == "any":
+        return lambda p: p.ipver == 4 and p.ip_hlen > 20
+    code = _IPOPTS.get(name)
+    if code is None:
+        raise RuleError(f"ipopts: unknown option '{value}'")
+    return lambda p: p.ipver == 4 and p.ip_hlen > 20 and code in ipv4_options(p)
+
+
+def sameip(value: str | None) -> Check:
+    if value:
+        raise RuleError("sameip: takes no value")
+    return lambda p: p.ipver != 0 and p.src == p.dst
+
+
+def fragbits(value: str | None) -> Check:
+    text = (value or "").strip()
+    mod = ""
+    if text[:1] in ("+", "*", "!"):
+        mod, text = text[0], text[1:]
+    elif text[-1:] in ("+", "*", "!"):
+        mod, text = text[-1], text[:-1]
+    bits = 0
+    for ch in text.upper():
+        if ch == "M":
+            bits |= 1
+        elif ch == "D":
+            bits |= 2
+        elif ch == "R":
+            bits |= 4
+        else:
+            raise RuleError(f"fragbits: unknown bit '{ch}' in '{value}'")
+
+    def have(p: Packet) -> int:
+        if p.ipver != 4:
+            return -1
+        raw = int.from_bytes(p.data[p.ip_off + 6 : p.ip_off + 8], "big")
+        return (1 if raw & 0x2000 else 0) | (2 if raw & 0x4000 else 0) | (4 if raw & 0x8000 else 0)
+
+    if mod == "+":
+        return lambda p: (h := have(p)) >= 0 and h & bits == bits
+    if mod == "*":
+        return lambda p: (h := have(p)) >= 0 and bool(h & bits)
+    if mod == "!":
+        return lambda p: (h := have(p)) >= 0 and not h & bits
+    return lambda p: have(p) == bits
+
+
+def fragoffset(value: str | None) -> Check:
+    text = (value or "").strip()
+    op = ""
+    if text[:1] in ("!", "<", ">"):
+        op, text = text[0], text[1:]
+    try:
+        n = int(text)
+    except ValueError as exc:
+        raise RuleError(f"fragoffset: invalid value '{value}'") from exc
+    tests: dict[str, Check] = {
+        "": lambda p: p.ipver != 0 and p.frag_off == n,
+        "!": lambda p: p.ipver != 0 and p.frag_off != n,
+        "<": lambda p: p.ipver != 0 and p.frag_off < n,
+        ">": lambda p: p.ipver != 0 and p.frag_off > n,
+    }
+    return tests[op]
+
+
+_FLAGS = re.compile(r"^\s*([+*!]?)([FSRPAUCE120]+)([+*!]?)\s*(?:,\s*([FSRPAUCE12]+))?\s*$", re.I)
+
+
+def flags(value: str | None) -> Check:
+    """``flags:[+*!]FSRPAUCE0[,ignore]``; no modifier means exactly these (after the mask)."""
+    m = _FLAGS.match(value or "")
+    if not m or (m.group(1) and m.group(3)):
+        raise RuleError(f"flags: invalid value '{value}'")
+    mod = m.group(1) or m.group(3)
+    want = 0
+    for ch in m.group(2).upper():
+        if ch != "0":
+            want |= _TCP_FLAG_BITS[ch]
+    ignore = 0
+    for ch in (m.group(4) or "").upper():
+        ignore |= _TCP_FLAG_BITS[ch]
+    keep = 0xFF & ~ignore
+    if mod == "+":
+        return lambda p: p.l4_off >= 0 and p.proto == 6 and p.tcp_flags & want == want
+    if mod == "*":
+        return lambda p: p.l4_off >= 0 and p.proto == 6 and bool(p.tcp_flags & want)
+    if mod == "!":
+        return lambda p: p.l4_off >= 0 and p.proto == 6 and not p.tcp_flags & want
+    return lambda p: p.l4_off >= 0 and p.proto == 6 and p.tcp_flags & keep == want
+
+
+def _u32(keyword: str, value: str | None) -> int:
+    try:
+        n = int((value or "").strip())
+    except ValueError as exc:
+        raise RuleError(f"{keyword}: invalid value '{value}'") from exc
+    if not 0 <= n <= 0xFFFFFFFF:
+        raise RuleError(f"{keyword}: value {n} out of range")
+    return n
+
+
+def seq(value: str | None) -> Check:
+    n = _u32("seq", value)
+    return lambda p: p.proto == 6 and p.l4_off >= 0 and p.seq == n
+
+
+def ack(value: str | None) -> Check:
+    n = _u32("ack", value)
+    return lambda p: p.proto == 6 and p.l4_off >= 0 and p.ack == n
+
+
+def window(value: str | None) -> Check:
+    text = (value or "").strip()
+    neg = text.startswith("!")
+    n = _u32("window", text.lstrip("!"))
+    if n > 65535:
+        raise RuleError(f"window: {n} is larger than 65535")
+    if neg:
+        return lambda p: p.proto == 6 and p.l4_off >= 0 and p.win != n
+    return lambda p: p.proto == 6 and p.l4_off >= 0 and p.win == n
+
+
+def tcp_mss_kw(value: str | None) -> Check:
+    m = parse_uint("tcp.mss", value, 65535).test
+
+    def check(p: Packet) -> bool:
+        if p.proto != 6 or p.l4_off < 0:
+            return False
+        mss = tcp_mss(p)
+        return mss is not None and m(mss)
+
+    return check
+
+
+def itype(value: str | None) -> Check:
+    m = parse_uint("itype", value, 255).test
+    return lambda p: p.itype >= 0 and _is_icmp(p) and m(p.itype)
+
+
+def icode(value: str | None) -> Check:
+    m = parse_uint("icode", value, 255).test
+    return lambda p: p.icode >= 0 and _is_icmp(p) and m(p.icode)
+
+
+def icmp_id(value: str | None) -> Check:
+    m = parse_uint("icmp_id", value, 65535).test
+    return lambda p: p.icmp_id >= 0 and m(p.icmp_id)
+
+
+def icmp_seq(value: str | None) -> Check:
+    m = parse_uint("icmp_seq", value, 65535).test
+    return lambda p: p.icmp_seq >= 0 and m(p.icmp_seq)
+
+
+# keyword -> (parser, forces packet-only payload inspection as Suricata's dsize does)
+PACKET_KEYWORDS: dict[str, tuple[Callable[[str | None], Check], bool]] = {
+    "dsize": (dsize, True),
+    "ttl": (ttl, False),
+    "id": (ip_id, False),
+    "tos": (tos, False),
+    "ip_proto": (ip_proto, False),
+    "ipopts": (ipopts, False),
+    "sameip": (sameip, False),
+    "fragbits": (fragbits, False),
+    "fragoffset": (fragoffset, False),
+    "flags": (flags, False),
+    "seq": (seq, False),
+    "ack": (ack, False),
+    "window": (window, False),
+    "tcp.mss": (tcp_mss_kw, False),
+    "itype": (itype, False),
+    "icode": (icode, False),
+    "icmp_id": (icmp_id, False),
+    "icmp_seq": (icmp_seq, False),
+}
