@@ -94,16 +94,29 @@ class ChannelSource:
 
     def __init__(self, client: Any, settings: RedisSettings, channel: str,
                  count: int = 100, block_s: float = 1.0) -> None:  # fmt: skip
+        self._client = client  # kept: redis-py closes the pool when the client is collected
         self._settings = settings
         self.channel = channel
         self.count = count
         self.block_s = block_s
         self.malformed = 0
         try:
-            self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+            self._pubsub = client.pubsub()
             self._pubsub.subscribe(channel)
+            confirmed = self._wait_subscribed(settings.socket_timeout_s)
         except redis.RedisError as exc:
             raise bus_error(settings, exc, f"subscribing to {channel}") from exc
+        if not confirmed:
+            raise bus_error(settings, TimeoutError("no confirmation"), f"subscribing to {channel}")
+
+    def _wait_subscribed(self, timeout_s: float) -> bool:
+        """Wait for the server's confirmation: until then, published records would be missed."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            item = self._pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            if item is not None and item.get("type") == "subscribe":
+                return True
+        return False
 
     def read(self) -> list[BusMessage]:
         out: list[BusMessage] = []
