@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -50,7 +51,14 @@ def drain(consumers: list[AlertConsumer], handled: list[tuple[str, int]], until:
     deadline = time.monotonic() + 30
     while len(handled) < until and time.monotonic() < deadline:
         for c in consumers:
-            c.run_once(lambda m, name=c.cfg.consumer: handled.append((name, alert_no(m))))
+            c.run_once(recorder(c.cfg.consumer, handled))
+
+
+def recorder(name: str, handled: list[tuple[str, int]]) -> Callable[[BusMessage], None]:
+    def action(message: BusMessage) -> None:
+        handled.append((name, alert_no(message)))
+
+    return action
 
 
 def test_two_consumers_share_the_work(redis_proc: RedisServer, tmp_path: Path) -> None:

@@ -87,7 +87,8 @@ class RedisServer:
                 self.proc.wait(timeout=10)
         self.proc = None
 
-    def client(self, **kw: Any) -> redis.Redis:
+    def client(self, **kw: Any) -> Any:
+        """A plain client (typed Any: redis-py's reply unions would bury the tests in casts)."""
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5,
                            socket_connect_timeout=2, **kw)  # fmt: skip
 

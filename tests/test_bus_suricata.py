@@ -48,7 +48,7 @@ def suricata_alert(n: int) -> bytes:
             "bytes_toserver": 254,
             "bytes_toclient": 66,
             "start": "2009-11-24T21:27:09.000000+0100",
-        },  # fmt: skip
+        },
     }
     return orjson.dumps(record)
 
