@@ -27,18 +27,30 @@ log = logging.getLogger(__name__)
 class SummaryLike(Protocol):
     """The fields of the pipeline's RunSummary that the closing summary shows."""
 
-    packets: int
-    bytes: int
-    flows: int
-    alerts: int
-    alerts_by_severity: Mapping[int, int]
-    decode_events: Mapping[str, int]
-    kernel_drops: int
-    iface_drops: int
-    elapsed: float
-    truncated: str | None
-    rules_loaded: int
-    rules_skipped: Mapping[str, int]
+    @property
+    def packets(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def flows(self) -> int: ...
+    @property
+    def alerts(self) -> int: ...
+    @property
+    def alerts_by_severity(self) -> Mapping[int, int]: ...
+    @property
+    def decode_events(self) -> Mapping[str, int]: ...
+    @property
+    def kernel_drops(self) -> int: ...
+    @property
+    def iface_drops(self) -> int: ...
+    @property
+    def elapsed(self) -> float: ...
+    @property
+    def truncated(self) -> str | None: ...
+    @property
+    def rules_loaded(self) -> int: ...
+    @property
+    def rules_skipped(self) -> Mapping[str, int]: ...
 
 
 class ProgressBar:
@@ -101,8 +113,10 @@ def format_summary(summary: SummaryLike) -> str:
             else ""
         ),
     ]
-    if summary.decode_events:
-        lines.append(f"anomalies: {_counts(summary.decode_events)}")
+    # stream_events is optional: anomalies the stream engine saw (overlaps, gaps, ...).
+    anomalies = {**summary.decode_events, **getattr(summary, "stream_events", {})}
+    if anomalies:
+        lines.append(f"anomalies: {_counts(anomalies)}")
     if summary.kernel_drops or summary.iface_drops:
         lines.append(f"drops: kernel {summary.kernel_drops:,}, interface {summary.iface_drops:,}")
     if summary.truncated:
@@ -149,6 +163,7 @@ def command(
     if redis_url:
         overrides.append(f"outputs.redis.url={redis_url}")
     config = load(state, overrides)
+    rule_files = _rule_files(config, rules)
     try:
         import sensor.pipeline as pipeline
     except ModuleNotFoundError as exc:
@@ -160,7 +175,7 @@ def command(
     request = pipeline.RunRequest(
         pcap=pcap,
         iface=iface,
-        rule_files=_rule_files(config, rules),
+        rule_files=rule_files,
         eve=eve if eve is not None else config.output.eve_file,
         strict=config.detect.strict,
         redis_url=config.output.redis_url,

@@ -255,7 +255,9 @@ def test_secrets_are_masked() -> None:
     shown = dict(config_items(config))
     assert shown["outputs.redis.url"] == "redis://u:***@h:1/0"
     assert "s3cret" not in repr(config_items(config))
-    assert str(dict(config_items(config, masked=False))["outputs.redis.url"]).endswith("s3cret@h:1/0")
+    assert str(dict(config_items(config, masked=False))["outputs.redis.url"]).endswith(
+        "s3cret@h:1/0"
+    )
 
 
 def test_find_key_line() -> None:
