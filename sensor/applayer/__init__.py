@@ -56,7 +56,7 @@ class AppLayer:
     """Application-layer state of one flow."""
 
     __slots__ = ("_dirty", "_dirty_ids", "_parser", "_pending", "_seen", "_undecided", "cfg",
-                 "dport", "events", "ipproto", "last_ts", "proto_name", "sport")
+                 "_events", "dport", "ipproto", "last_ts", "proto_name", "sport")
 
     def __init__(self, cfg: AppLayerSettings, proto: int, sport: int, dport: int) -> None:
         self.cfg = cfg
@@ -64,7 +64,7 @@ class AppLayer:
         self.sport = sport
         self.dport = dport
         self.proto_name: str | None = None
-        self.events: list[str] = []
+        self._events: list[str] = []
         self.last_ts = 0
         self._parser: Parser | None = None
         self._pending: list[tuple[bool, bytes]] = []  # data held back until detection decides
@@ -74,10 +74,15 @@ class AppLayer:
         self._dirty_ids: set[int] = set()
 
     @property
+    def events(self) -> list[str]:
+        """Flow-level anomalies (Suricata event names) not tied to one transaction."""
+        parser = self._parser
+        return self._events + parser.events if parser is not None else list(self._events)
+
+    @property
     def anomalous(self) -> bool:
         """True when any parser reported an anomaly for this flow."""
-        parser = self._parser
-        return bool(self.events) or (parser is not None and bool(parser.events))
+        return bool(self.events)
 
     # ---------------------------------------------------------------- input
     def feed(self, to_server: bool, data: bytes, ts_sec: int) -> None:

@@ -205,8 +205,8 @@ class DnsParser:
         tx.values["dns.rcode"] = msg.rcode
         if msg.queries:
             tx.values["dns.rrtype"] = msg.queries[0].rrtype
-        names = [q.name for q in msg.queries]
-        tx.set_buffer("dns.query", names, not msg.is_response)
+        if not msg.is_response:  # Suricata 7 inspects dns.query in requests only
+            tx.buffers["dns.query"] = [q.name for q in msg.queries]
         self._complete(tx, to_server)
 
     def _complete(self, tx: Transaction, to_server: bool) -> None:

@@ -76,7 +76,7 @@ class HttpParser:
         self._tc = _Side(False)
         self._next_id = 0
         self._pending: list[Transaction] = []  # requests still waiting for their response
-        self.events: list[str] = []  # connection-level anomalies (no transaction to carry them)
+        self.events: list[str] = []  # anomalies that stopped a direction (flow-level count)
 
     # ----------------------------------------------------------------- driving
     def feed(self, to_server: bool, data: bytes) -> None:
@@ -108,11 +108,11 @@ class HttpParser:
         return tx
 
     def _fail(self, side: _Side, event: str) -> None:
+        """Stop parsing this direction; the event is counted on the flow and the tx if any."""
+        self.events.append(event)
         if side.tx is not None:
             side.tx.events.append(event)
             self._on_update(side.tx)
-        else:
-            self.events.append(event)
         side.state = S_STOP
 
     def _next_line(self, side: _Side) -> bytes | None:
