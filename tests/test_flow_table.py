@@ -172,7 +172,7 @@ def test_rst_closes_only_when_in_window() -> None:
     p = c.send(False, TH_RST, ss + 10_000_000)
     f = flow(p)
     assert f.tcp_state == TCP_ESTABLISHED and t.events["stream.rst_invalid"] == 1
-    assert p.events == ["stream.rst_invalid"]
+    assert list(p.events or ()) == ["stream.rst_invalid"]
     c.send(False, TH_RST | TH_ACK, ss, cs)
     assert f.tcp_state == TCP_CLOSED and down(f).rst_seen
 
