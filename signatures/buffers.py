@@ -1,0 +1,164 @@
+"""Registry of the buffer names payload keywords can inspect.
+
+Scope: the canonical names of Suricata 7 sticky buffers for packet data, packet headers,
+HTTP/1, DNS, TLS, SSH and files; the legacy spellings that select them; and the legacy
+content modifiers (``http_uri`` ...) and pcre flags (``/U`` ...) that move a pattern into one.
+
+Non-goals: producing the buffers (decoders and the application layer do that) and knowing
+which of them the engine can produce right now (the caller passes that set to the builder).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+PKT_DATA = "pkt_data"  # packet payload, or reassembled stream data for stream inspection
+BASE64_DATA = "base64_data"  # pseudo buffer: the bytes decoded by the last base64_decode
+
+HEADER_BUFFERS = frozenset(
+    {"ipv4.hdr", "ipv6.hdr", "tcp.hdr", "udp.hdr", "icmpv4.hdr", "icmpv6.hdr"}
+)
+
+APP_BUFFERS: frozenset[str] = frozenset(
+    {
+        # HTTP/1 request side
+        "http.uri",
+        "http.uri.raw",
+        "http.method",
+        "http.request_line",
+        "http.request_body",
+        "http.protocol",
+        "http.host",
+        "http.host.raw",
+        "http.user_agent",
+        "http.header",
+        "http.header.raw",
+        "http.header_names",
+        "http.cookie",
+        "http.accept",
+        "http.accept_enc",
+        "http.accept_lang",
+        "http.referer",
+        "http.content_type",
+        "http.content_len",
+        "http.connection",
+        "http.start",
+        # HTTP/1 response side
+        "http.stat_code",
+        "http.stat_msg",
+        "http.response_line",
+        "http.response_body",
+        "http.location",
+        "http.server",
+        # files (HTTP bodies as files, SMTP attachments, ...)
+        "file.data",
+        "file.name",
+        "file.magic",
+        # DNS
+        "dns.query",
+        # TLS
+        "tls.sni",
+        "tls.cert_subject",
+        "tls.cert_issuer",
+        "tls.cert_serial",
+        "tls.cert_fingerprint",
+        "tls.certs",
+        "tls.subjectaltname",
+        "ja3.hash",
+        "ja3.string",
+        "ja3s.hash",
+        "ja3s.string",
+        # SSH
+        "ssh.proto",
+        "ssh.software",
+        "ssh.hassh",
+        "ssh.hassh.string",
+        "ssh.hassh.server",
+        "ssh.hassh.server.string",
+    }
+)
+
+ALL_BUFFERS: frozenset[str] = frozenset({PKT_DATA}) | HEADER_BUFFERS | APP_BUFFERS
+
+# Older sticky-buffer spellings that Suricata 7 still accepts for the same buffer.
+ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "file_data": "file.data",
+        "filename": "file.name",
+        "filemagic": "file.magic",
+        "dns_query": "dns.query",
+        "tls_sni": "tls.sni",
+        "tls_cert_subject": "tls.cert_subject",
+        "tls_cert_issuer": "tls.cert_issuer",
+        "tls_cert_serial": "tls.cert_serial",
+        "tls_cert_fingerprint": "tls.cert_fingerprint",
+        "ja3_hash": "ja3.hash",
+        "ja3_string": "ja3.string",
+        "ssh_proto": "ssh.proto",
+        "ssh_software": "ssh.software",
+        "http_request_line": "http.request_line",
+        "http_response_line": "http.response_line",
+        "http_header_names": "http.header_names",
+        "http_accept": "http.accept",
+        "http_accept_enc": "http.accept_enc",
+        "http_accept_lang": "http.accept_lang",
+        "http_referer": "http.referer",
+        "http_content_type": "http.content_type",
+        "http_content_len": "http.content_len",
+        "http_connection": "http.connection",
+        "http_start": "http.start",
+        "http_protocol": "http.protocol",
+        "http_location": "http.location",
+        "http_server": "http.server",
+        "http.request_body": "http.request_body",
+        "http.response_body": "http.response_body",
+    }
+)
+
+# Content modifiers that move the previous content into an app-layer buffer.
+LEGACY_MODIFIERS: Mapping[str, str] = MappingProxyType(
+    {
+        "http_uri": "http.uri",
+        "http_raw_uri": "http.uri.raw",
+        "http_method": "http.method",
+        "http_header": "http.header",
+        "http_raw_header": "http.header.raw",
+        "http_cookie": "http.cookie",
+        "http_client_body": "http.request_body",
+        "http_server_body": "http.response_body",
+        "http_stat_code": "http.stat_code",
+        "http_stat_msg": "http.stat_msg",
+        "http_user_agent": "http.user_agent",
+        "http_host": "http.host",
+        "http_raw_host": "http.host.raw",
+    }
+)
+
+# Suricata-specific pcre flags that select the buffer the expression runs on.
+PCRE_BUFFER_FLAGS: Mapping[str, str] = MappingProxyType(
+    {
+        "U": "http.uri",
+        "I": "http.uri.raw",
+        "P": "http.request_body",
+        "Q": "file.data",
+        "H": "http.header",
+        "D": "http.header.raw",
+        "M": "http.method",
+        "C": "http.cookie",
+        "S": "http.stat_code",
+        "Y": "http.stat_msg",
+        "V": "http.user_agent",
+        "W": "http.host",
+        "Z": "http.host.raw",
+    }
+)
+
+
+def sticky_buffer_name(keyword: str) -> str | None:
+    """The canonical buffer a sticky-buffer keyword selects, or None if it is not one."""
+    if keyword in ALIASES:
+        return ALIASES[keyword]
+    if keyword in APP_BUFFERS or keyword in HEADER_BUFFERS:
+        return keyword
+    return None

@@ -1,0 +1,392 @@
+"""Payload keywords of one rule -> a :class:`PayloadSpec` of per-buffer programs.
+
+Scope: the builder the rule builder feeds every option it does not own, in rule order
+(content and its modifiers, pcre, isdataat, byte_*, bsize, base64_decode/base64_data,
+pkt_data, sticky buffers and legacy modifiers). It tracks the active buffer like
+Suricata's ``s->init_data->list``, validates modifier combinations with Suricata 7's
+errors, derives the "relative next" links that drive backtracking, and freezes the
+result into precompiled steps. Keyword details live in ``content``, ``pcre``,
+``bytekw``/``bytesteps``, ``inspect`` and ``payload_plan``.
+
+Non-goals: ``prefilter`` and ``dsize`` (the lead's builder), producing buffers, dce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sensor.errors import RuleError, UnsupportedKeyword
+from signatures import bytesteps, pcre
+from signatures.buffers import (
+    ALIASES,
+    APP_BUFFERS,
+    BASE64_DATA,
+    HEADER_BUFFERS,
+    LEGACY_MODIFIERS,
+    PKT_DATA,
+    sticky_buffer_name,
+)
+from signatures.bytekw import parse_int
+from signatures.content import ContentSpec, parse_pattern
+from signatures.inspect import (
+    Base64DecodeStep,
+    BufferProgram,
+    MatchEnv,
+    Step,
+)
+from signatures.payload_plan import (
+    FastPattern,
+    ReachItem,
+    choose_fast_pattern,
+    make_fast_pattern,
+    max_reach,
+)
+from signatures.payload_rules import apply_modifier, check_bsize, parse_bsize, parse_isdataat
+
+__all__ = ["BufferProgram", "FastPattern", "MatchEnv", "PayloadBuilder", "PayloadSpec"]
+
+_CONTENT_MODIFIERS = frozenset(
+    {
+        "nocase",
+        "offset",
+        "depth",
+        "distance",
+        "within",
+        "rawbytes",
+        "fast_pattern",
+        "startswith",
+        "endswith",
+    }
+)
+_OTHER = frozenset(
+    {
+        "content",
+        "pcre",
+        "isdataat",
+        "byte_test",
+        "byte_jump",
+        "byte_extract",
+        "byte_math",
+        "bsize",
+        "base64_decode",
+        "base64_data",
+        "pkt_data",
+    }
+)
+_CLAIMED = (
+    _CONTENT_MODIFIERS
+    | _OTHER
+    | frozenset(LEGACY_MODIFIERS)
+    | frozenset(ALIASES)
+    | APP_BUFFERS
+    | HEADER_BUFFERS
+)
+_BYTE_PARSERS: dict[str, Callable[[str | None, frozenset[str]], Any]] = {
+    "byte_test": bytesteps.parse_byte_test,
+    "byte_jump": bytesteps.parse_byte_jump,
+    "byte_extract": bytesteps.parse_byte_extract,
+    "byte_math": bytesteps.parse_byte_math,
+}
+_MAX_B64 = 1 << 24
+
+
+@dataclass(frozen=True)
+class PayloadSpec:
+    programs: Mapping[str, BufferProgram]  # buffer name -> program, in first-use order
+    fast_pattern: FastPattern | None  # None: the rule has no content usable as fast pattern
+    max_reach: int | None  # bytes one pkt_data match can span; None = unbounded
+
+
+@dataclass
+class _Item:
+    """One payload keyword in rule order: a content (spec) or another precompiled step."""
+
+    buffer: str
+    content: ContentSpec | None = None
+    step: Any = None
+    relation: str | None = None  # "within", "distance", "relative" (to the previous anchor)
+    reach: ReachItem | None = None
+
+
+class PayloadBuilder:
+    """Accumulates one rule's payload keywords; :meth:`finish` returns the PayloadSpec."""
+
+    def __init__(self, supported_buffers: frozenset[str]) -> None:
+        self._supported = supported_buffers | {PKT_DATA, BASE64_DATA}
+        self._buffer = PKT_DATA
+        self._sticky = False  # a sticky buffer (not pkt_data) is active
+        self._items: list[_Item] = []
+        self._last_content: ContentSpec | None = None
+        self._vars: dict[str, set[str]] = {}
+        self._b64: _Item | None = None
+        self._fast_pattern_seen = False
+
+    def claims(self, name: str) -> bool:
+        return name in _CLAIMED
+
+    # --- adding keywords -------------------------------------------------------------
+
+    def add(self, name: str, value: str | None, quoted: bool) -> None:
+        if name in _CONTENT_MODIFIERS:
+            self._modifier(name, value)
+        elif name == "content":
+            self._content(value, quoted)
+        elif name in LEGACY_MODIFIERS:
+            self._legacy(name)
+        elif name == "pcre":
+            self._pcre(value, quoted)
+        elif name in _BYTE_PARSERS:
+            self._byte(name, value)
+        elif name == "isdataat":
+            step, reach = parse_isdataat(value, self._known())
+            self._append(
+                _Item(
+                    self._buffer,
+                    step=step,
+                    reach=reach,
+                    relation="relative" if step.relative else None,
+                )
+            )
+        elif name == "bsize":
+            if not self._sticky or self._buffer == BASE64_DATA:
+                raise RuleError("bsize: needs a sticky buffer (e.g. http.uri) before it")
+            self._append(_Item(self._buffer, step=parse_bsize(value)))
+        elif name == "base64_decode":
+            self._base64_decode(value)
+        elif name == "base64_data":
+            if self._b64 is None:
+                raise RuleError("base64_data: needs a preceding base64_decode")
+            self._switch(BASE64_DATA, "base64_data")
+        elif name == "pkt_data":
+            self._buffer, self._sticky = PKT_DATA, False
+        else:
+            target = sticky_buffer_name(name)
+            if target is None:  # pragma: no cover - claims() guards this
+                raise RuleError(f"unknown payload keyword '{name}'")
+            self._switch(target, name)
+
+    def _switch(self, buffer: str, written: str) -> None:
+        if buffer not in self._supported:
+            raise UnsupportedKeyword(written)
+        self._buffer, self._sticky = buffer, True
+
+    def _known(self) -> frozenset[str]:
+        return frozenset(self._vars.get(self._buffer, ()))
+
+    def _append(self, item: _Item) -> None:
+        self._items.append(item)
+
+    def _content(self, value: str | None, quoted: bool) -> None:
+        pattern, negated = parse_pattern(value, quoted)
+        cd = ContentSpec(pattern, negated, self._buffer, len(self._items))
+        self._last_content = cd
+        self._append(_Item(self._buffer, content=cd))
+
+    def _need_content(self, keyword: str) -> ContentSpec:
+        if self._last_content is None:
+            raise RuleError(f"{keyword}: needs a preceding content")
+        return self._last_content
+
+    def _modifier(self, name: str, value: str | None) -> None:
+        cd = self._need_content(name)
+        if name == "fast_pattern":
+            if self._fast_pattern_seen:
+                raise RuleError("fast_pattern: only one content per rule can be the fast pattern")
+            self._fast_pattern_seen = True
+        apply_modifier(cd, name, value, self._known())
+        item = next(it for it in reversed(self._items) if it.content is cd)
+        if cd.has_within and cd.has_distance:
+            item.relation = "both"
+        elif cd.has_within:
+            item.relation = "within"
+        elif cd.has_distance:
+            item.relation = "distance"
+
+    def _legacy(self, name: str) -> None:
+        cd = self._need_content(name)
+        if self._sticky:
+            raise RuleError(
+                f"{name}: content modifier used while sticky buffer is active; "
+                "reset it with pkt_data first"
+            )
+        if cd.buffer != PKT_DATA:
+            raise RuleError(f"{name}: the previous content is already in {cd.buffer}")
+        target = LEGACY_MODIFIERS[name]
+        if target not in self._supported:
+            raise UnsupportedKeyword(name)
+        cd.buffer, cd.moved_by = target, name
+        for it in self._items:
+            if it.content is cd:
+                it.buffer = target
+
+    def _pcre(self, value: str | None, quoted: bool) -> None:
+        expression, flags, negated = pcre.split_pcre(value, quoted)
+        buffer = self._buffer
+        flagged = pcre.pcre_buffer(flags)
+        if flagged is not None:
+            if self._sticky:
+                raise RuleError(
+                    f"pcre: buffer flag in {flags!r} used while a sticky buffer is active"
+                )
+            if flagged not in self._supported:
+                raise UnsupportedKeyword(f"pcre /{''.join(f for f in flags if f.isupper())}")
+            buffer = flagged
+        step = pcre.PcreStep(
+            pcre.compile_pcre(expression, flags), negated, "R" in flags, "A" in flags
+        )
+        self._append(
+            _Item(
+                buffer,
+                step=step,
+                relation="relative" if step.relative else None,
+                reach=ReachItem("unbounded", step.relative),
+            )
+        )
+
+    def _byte(self, name: str, value: str | None) -> None:
+        step = _BYTE_PARSERS[name](value, self._known())
+        relative = bool(step.relative)
+        reach: ReachItem
+        if name == "byte_jump" or getattr(step.ext, "nbytes_var", None) is not None:
+            reach = ReachItem("unbounded", relative)
+        else:
+            offset = getattr(step, "offset", 0)
+            if getattr(step, "offset_var", None) is not None:
+                reach = ReachItem("unbounded", relative)
+            else:
+                reach = ReachItem(
+                    "bytes",
+                    relative,
+                    length=step.ext.nbytes,
+                    offset=offset,
+                    moves_cursor=name == "byte_extract",
+                )
+        if name == "byte_extract":
+            self._vars.setdefault(self._buffer, set()).add(step.name)
+        elif name == "byte_math":
+            self._vars.setdefault(self._buffer, set()).add(step.result)
+        self._append(
+            _Item(self._buffer, step=step, reach=reach, relation="relative" if relative else None)
+        )
+
+    def _base64_decode(self, value: str | None) -> None:
+        if self._b64 is not None:
+            raise RuleError("base64_decode: only one per rule")
+        if self._buffer == BASE64_DATA:
+            raise RuleError("base64_decode: not allowed after base64_data")
+        nbytes, offset, relative = 0, 0, False
+        for word in (value or "").split(","):
+            parts = word.split()
+            if not parts:
+                continue
+            if parts == ["relative"]:
+                relative = True
+            elif len(parts) == 2 and parts[0] in ("bytes", "offset"):
+                number = parse_int(parts[1], "base64_decode", parts[0])
+                if not (0 < number <= _MAX_B64 if parts[0] == "bytes" else 0 <= number <= _MAX_B64):
+                    raise RuleError(f"base64_decode: {parts[0]} {number} out of range")
+                if parts[0] == "bytes":
+                    nbytes = number
+                else:
+                    offset = number
+            else:
+                raise RuleError(f"base64_decode: unknown option {word.strip()!r}")
+        self._b64 = _Item(
+            self._buffer,
+            step=(nbytes, offset, relative),
+            relation="relative" if relative else None,
+            reach=ReachItem("unbounded", relative),
+        )
+        self._append(self._b64)
+
+    # --- finishing -------------------------------------------------------------------
+
+    def finish(self) -> PayloadSpec:
+        by_buffer: dict[str, list[_Item]] = {}
+        for it in self._items:
+            by_buffer.setdefault(it.buffer, []).append(it)
+        contents = [it.content for it in self._items if it.content is not None]
+        for items in by_buffer.values():
+            _link_relatives(items)
+        for cd in contents:
+            _validate_content(cd)
+        for buffer, items in by_buffer.items():
+            check_bsize(buffer, items)
+        sub: tuple[Step, ...] = ()
+        if BASE64_DATA in by_buffer:
+            sub = tuple(_compile(it) for it in by_buffer.pop(BASE64_DATA))
+        if self._b64 is not None and not sub:
+            raise RuleError("base64_decode: needs base64_data followed by keywords to inspect")
+        if self._b64 is not None:
+            nbytes, offset, relative = self._b64.step
+            self._b64.step = Base64DecodeStep(nbytes, offset, relative, sub)
+        programs = {
+            b: BufferProgram(b, tuple(_compile(it) for it in items))
+            for b, items in by_buffer.items()
+        }
+        mpm_buffers = frozenset(programs)
+        chosen = choose_fast_pattern([c for c in contents if c.buffer != BASE64_DATA], mpm_buffers)
+        fp = make_fast_pattern(chosen) if chosen is not None else None
+        reach = max_reach([_reach(it) for it in by_buffer.get(PKT_DATA, [])])
+        return PayloadSpec(programs, fp, reach)
+
+
+def _link_relatives(items: list[_Item]) -> None:
+    """Set Suricata's WITHIN_NEXT / DISTANCE_NEXT / RELATIVE_NEXT on the anchors."""
+    anchor: _Item | None = None
+    for it in items:
+        if it.relation is not None and anchor is not None:
+            if anchor.content is not None:
+                if anchor.content.fp_only:
+                    raise RuleError(
+                        "fast_pattern:only content cannot be followed by a relative keyword"
+                    )
+                if it.relation in ("within", "both", "relative"):
+                    anchor.content.within_next = True
+                if it.relation in ("distance", "both", "relative"):
+                    anchor.content.distance_next = True
+            else:
+                anchor.step.relative_next = True
+        if it.content is not None or isinstance(it.step, pcre.PcreStep):
+            anchor = it
+
+
+def _validate_content(cd: ContentSpec) -> None:
+    positional = cd.relative or cd.has_depth or cd.has_offset
+    if cd.fp_only and (positional or cd.negated or cd.startswith or cd.endswith):
+        raise RuleError("fast_pattern:only cannot be combined with negation or position modifiers")
+    if cd.fast_pattern and cd.negated and (positional or cd.startswith or cd.endswith):
+        raise RuleError(
+            "fast_pattern: a negated content with position modifiers cannot be the fast pattern"
+        )
+
+
+def _compile(it: _Item) -> Step:
+    if it.content is not None:
+        return it.content.compile()
+    step: Step = it.step
+    return step
+
+
+def _reach(it: _Item) -> ReachItem:
+    if it.content is None:
+        return it.reach if it.reach is not None else ReachItem("bytes", False)
+    cd = it.content
+    if cd.offset_var or cd.depth_var or cd.distance_var or cd.within_var:
+        return ReachItem("unbounded", cd.relative)
+    if cd.relative:
+        within = cd.within if cd.has_within else None
+        return ReachItem(
+            "content",
+            True,
+            length=len(cd.pattern),
+            distance=cd.distance,
+            within=within,
+            negated=cd.negated,
+        )
+    depth = cd.depth if (cd.has_depth or cd.startswith) else None
+    return ReachItem(
+        "content", False, length=len(cd.pattern), offset=cd.offset, depth=depth, negated=cd.negated
+    )
