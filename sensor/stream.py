@@ -177,13 +177,23 @@ class StreamEngine:
             self._track_past_depth(d, seq, len(payload))
             return
         if not d.held and d.gap_ack is None and seq == d.next_seq and not d.fin_consumed:
-            if payload:  # common case: the next bytes, nothing pending
-                out: list[bytes] = []
-                d.new_data_offset = d.delivered
-                self._emit(d, payload, out)
-                d.new_data = out[0] if len(out) == 1 else b"".join(out)
+            # Common case: the next bytes, nothing pending. Inlined: this runs per packet.
+            n = len(payload)
+            if not n:
+                return
+            off = d.delivered
+            if not self.depth or off + n < self.depth:
+                d.new_data = payload
+                d.new_data_offset = off
+                d.delivered = off + n
+                d.next_seq = (seq + n) & SEQ_MASK
+                d.unacked.append((off, payload))
+                d.unacked_bytes += n
+                self.stats.reassembly_memuse += n
+                if d.unacked_bytes > RETAIN_UNACKED_MAX:
+                    self._trim_unacked(d)
                 pkt.stream_added = True
-            return
+                return
         self._segment_slow(d, seq, payload, pkt)
 
     def _segment_slow(self, d: TcpDir, seq: int, payload: bytes, pkt: Packet) -> None:
@@ -197,6 +207,8 @@ class StreamEngine:
         if d.gap_ack is not None:
             first = self._resolve_gap(d, pkt, first)
         self._drain(d, out)
+        if d.depth_reached:  # the cut-off tail still moves the sequence tracking
+            self._track_past_depth(d, seq, len(payload))
         if out:
             d.new_data_offset = first
             d.new_data = out[0] if len(out) == 1 else b"".join(out)
@@ -316,8 +328,8 @@ class StreamEngine:
             d.unacked.append((off, data))
             d.unacked_bytes += len(data)
             self.stats.reassembly_memuse += len(data)
-            while d.unacked_bytes > RETAIN_UNACKED_MAX:
-                self._drop_unacked(d)
+            if d.unacked_bytes > RETAIN_UNACKED_MAX:
+                self._trim_unacked(d)
 
     def _reach_depth(self, d: TcpDir, seg_len: int) -> None:
         if not d.depth_reached:
@@ -332,6 +344,10 @@ class StreamEngine:
         if ahead > 0 and seq_diff(seq, d.next_seq) <= 0:
             d.next_seq = (seq + size) & SEQ_MASK
 
+    def _trim_unacked(self, d: TcpDir) -> None:
+        while d.unacked_bytes > RETAIN_UNACKED_MAX:
+            self._drop_unacked(d)
+
     def _drop_unacked(self, d: TcpDir) -> None:
         _, seg = d.unacked.popleft()
         d.unacked_bytes -= len(seg)
@@ -341,6 +357,12 @@ class StreamEngine:
 
     def acked(self, d: TcpDir, ack: int) -> None:
         """The peer of ``d``'s sender acknowledged up to ``ack``: free retained bytes, note gaps."""
+        if ack == d.next_seq:  # common case: everything we delivered is acknowledged
+            if d.unacked_bytes:
+                self.stats.reassembly_memuse -= d.unacked_bytes
+                d.unacked.clear()
+                d.unacked_bytes = 0
+            return
         ahead = seq_diff(ack, d.next_seq)
         if d.unacked:
             acked_off = d.delivered + ahead
