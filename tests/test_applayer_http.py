@@ -36,8 +36,9 @@ RESP_CONTINUE_404 = (
 )
 
 
-def run(requests: bytes, responses: bytes, step: int = 1 << 20,
-        cfg: AppLayerSettings | None = None) -> tuple[AppLayer, dict[int, Transaction]]:
+def run(
+    requests: bytes, responses: bytes, step: int = 1 << 20, cfg: AppLayerSettings | None = None
+) -> tuple[AppLayer, dict[int, Transaction]]:
     al = AppLayer(cfg or AppLayerSettings(), 6, 40000, 80)
     txs: dict[int, Transaction] = {}
     for i in range(0, len(requests), step):
@@ -52,8 +53,10 @@ def run(requests: bytes, responses: bytes, step: int = 1 << 20,
 
 
 def snapshot(txs: dict[int, Transaction]) -> dict[int, tuple[object, ...]]:
-    return {i: (tx.buffers, tx.buffers_tc, tx.values, tx.events, tx.to_server_done,
-                tx.to_client_done) for i, tx in txs.items()}
+    return {
+        i: (tx.buffers, tx.buffers_tc, tx.values, tx.events, tx.to_server_done, tx.to_client_done)
+        for i, tx in txs.items()
+    }
 
 
 def test_request_buffers_match_suricata_layout() -> None:
@@ -76,13 +79,17 @@ def test_request_buffers_match_suricata_layout() -> None:
     assert b["http.connection"] == b"keep-alive"
     # http.header: normalised "Name: value\r\n" lines, Cookie left out (it has http.cookie)
     assert b"Cookie" not in b["http.header"]
-    assert b["http.header"].startswith(b"Host: Example.COM:8080\r\nUser-Agent: curl/7.88.1\r\n")
-    assert b["http.header"].endswith(b"Connection: keep-alive\r\n")
+    header = b["http.header"]
+    assert isinstance(header, bytes)
+    assert header.startswith(b"Host: Example.COM:8080\r\nUser-Agent: curl/7.88.1\r\n")
+    assert header.endswith(b"Connection: keep-alive\r\n")
     assert b["http.header.raw"] == REQ_GET.split(b"\r\n", 1)[1]
     assert b["http.start"] == REQ_GET
-    assert b["http.header_names"] == (b"\r\nHost\r\nUser-Agent\r\nCookie\r\nAccept\r\n"
-                                      b"Accept-Encoding\r\nAccept-Language\r\nReferer\r\n"
-                                      b"Connection\r\n\r\n")
+    assert b["http.header_names"] == (
+        b"\r\nHost\r\nUser-Agent\r\nCookie\r\nAccept\r\n"
+        b"Accept-Encoding\r\nAccept-Language\r\nReferer\r\n"
+        b"Connection\r\n\r\n"
+    )
     assert txs[0].values["urilen"] == len(b["http.uri"])
     assert txs[0].progress_ts == PROGRESS_COMPLETE and txs[0].to_server_done
     assert not txs[0].to_client_done
@@ -111,11 +118,21 @@ def test_pipelined_requests_pair_with_responses_in_order() -> None:
     assert second.get("http.response_line", False) == b"HTTP/1.1 404 Not Found"
     assert second.buffers["http.response_body"] == b"nop"
     assert all(t.to_server_done and t.to_client_done for t in txs.values())
-    assert al.eve_fields(first) == {"http": {
-        "hostname": "example.com", "http_port": 8080,
-        "url": "/a/./b/../c//d%2fe%20f?x=%41%20y+z", "http_user_agent": "curl/7.88.1",
-        "http_content_type": "text/html", "http_refer": "http://ref/", "http_method": "GET",
-        "protocol": "HTTP/1.1", "status": 200, "redirect": "/next", "length": len(GZ_BODY)}}
+    assert al.eve_fields(first) == {
+        "http": {
+            "hostname": "example.com",
+            "http_port": 8080,
+            "url": "/a/./b/../c//d%2fe%20f?x=%41%20y+z",
+            "http_user_agent": "curl/7.88.1",
+            "http_content_type": "text/html",
+            "http_refer": "http://ref/",
+            "http_method": "GET",
+            "protocol": "HTTP/1.1",
+            "status": 200,
+            "redirect": "/next",
+            "length": len(GZ_BODY),
+        }
+    }
 
 
 def test_every_split_point_gives_the_same_buffers() -> None:
@@ -140,16 +157,18 @@ def test_every_split_point_gives_the_same_buffers() -> None:
 def test_deflate_zlib_wrapped_and_raw(wrapped: bool) -> None:
     comp = zlib.compressobj(wbits=zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
     body = comp.compress(b"deflated payload " * 10) + comp.flush()
-    resp = (b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n"
-            % len(body)) + body
+    resp = (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n" % len(body)
+    ) + body
     _, txs = run(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", resp, step=1)
     assert txs[0].buffers["http.response_body"] == b"deflated payload " * 10
 
 
 def test_decompression_is_bounded_by_the_body_limit() -> None:
     bomb = gzip.compress(b"\0" * (20 * 1024 * 1024))
-    resp = (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
-            % len(bomb)) + bomb
+    resp = (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
+    ) + bomb
     cfg = AppLayerSettings(response_body_limit=4096)
     _, txs = run(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", resp, cfg=cfg)
     assert txs[0].buffers["http.response_body"] == b"\0" * 4096
@@ -171,8 +190,10 @@ def test_request_body_limit_keeps_the_first_bytes() -> None:
 
 def test_head_and_304_have_no_body_and_close_delimited_body_finishes_on_close() -> None:
     req = b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.0\r\n\r\n"
-    resp = (b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"
-            b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close")
+    resp = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close"
+    )
     _, txs = run(req, resp)
     assert txs[0].to_client_done and "http.response_body" not in txs[0].buffers
     assert txs[1].buffers["http.response_body"] == b"until close"
@@ -213,7 +234,9 @@ def test_response_without_request_gets_its_own_transaction() -> None:
 
 
 def test_absolute_uri_gives_path_only_and_host_from_the_uri() -> None:
-    _, txs = run(b"GET http://User@WWW.Example.org:81/p/../q?a=1 HTTP/1.1\r\nHost: other\r\n\r\n", b"")
+    _, txs = run(
+        b"GET http://User@WWW.Example.org:81/p/../q?a=1 HTTP/1.1\r\nHost: other\r\n\r\n", b""
+    )
     b = txs[0].buffers
     assert b["http.uri"] == b"/q?a=1"
     assert b["http.host"] == b"www.example.org"

@@ -55,8 +55,21 @@ Parser = HttpParser | DnsParser | TlsParser
 class AppLayer:
     """Application-layer state of one flow."""
 
-    __slots__ = ("_dirty", "_dirty_ids", "_parser", "_pending", "_seen", "_undecided", "cfg",
-                 "_events", "dport", "ipproto", "last_ts", "proto_name", "sport")
+    __slots__ = (
+        "_dirty",
+        "_dirty_ids",
+        "_events",
+        "_parser",
+        "_pending",
+        "_seen",
+        "_undecided",
+        "cfg",
+        "dport",
+        "ipproto",
+        "last_ts",
+        "proto_name",
+        "sport",
+    )
 
     def __init__(self, cfg: AppLayerSettings, proto: int, sport: int, dport: int) -> None:
         self.cfg = cfg
@@ -105,8 +118,10 @@ class AppLayer:
         self._pending.append((to_server, data))
         if self.ipproto == _IPPROTO_UDP:
             found = detect_protocol(data, to_server, self.ipproto, self.sport, self.dport)
-            if found is NO_MATCH and sum(1 for d, _ in self._pending if d == to_server) \
-                    < _UDP_DETECT_DATAGRAMS:
+            if (
+                found is NO_MATCH
+                and sum(1 for d, _ in self._pending if d == to_server) < _UDP_DETECT_DATAGRAMS
+            ):
                 found = NEED_MORE
         else:
             seen = self._seen[to_server]

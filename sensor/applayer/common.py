@@ -132,4 +132,6 @@ class Transaction:
         return self.progress_ts if to_server else self.progress_tc
 
     def __repr__(self) -> str:  # debugging aid only
-        return f"Transaction({self.proto} #{self.tx_id} ts={self.progress_ts} tc={self.progress_tc})"
+        return (
+            f"Transaction({self.proto} #{self.tx_id} ts={self.progress_ts} tc={self.progress_tc})"
+        )

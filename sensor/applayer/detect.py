@@ -20,18 +20,48 @@ NEED_MORE = None
 NO_MATCH = ""
 
 _HTTP_METHODS = (
-    b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE", b"CONNECT", b"PATCH",
-    b"PROPFIND", b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK", b"CHECKOUT",
-    b"UNCHECKOUT", b"CHECKIN", b"UPDATE", b"LABEL", b"REPORT", b"MKWORKSPACE", b"MKACTIVITY",
-    b"MERGE", b"SEARCH", b"VERSION-CONTROL", b"BASELINE-CONTROL",
+    b"GET",
+    b"POST",
+    b"HEAD",
+    b"PUT",
+    b"DELETE",
+    b"OPTIONS",
+    b"TRACE",
+    b"CONNECT",
+    b"PATCH",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"MKCOL",
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLOCK",
+    b"CHECKOUT",
+    b"UNCHECKOUT",
+    b"CHECKIN",
+    b"UPDATE",
+    b"LABEL",
+    b"REPORT",
+    b"MKWORKSPACE",
+    b"MKACTIVITY",
+    b"MERGE",
+    b"SEARCH",
+    b"VERSION-CONTROL",
+    b"BASELINE-CONTROL",
 )
 _TS_PATTERNS: tuple[tuple[bytes, str], ...] = (
     *((m + b" ", "http") for m in _HTTP_METHODS),
     *((m + b"\t", "http") for m in _HTTP_METHODS),
     (b"SSH-", "ssh"),
-    (b"EHLO", "smtp"), (b"HELO", "smtp"),
-    (b"USER ", "ftp"), (b"PASS ", "ftp"), (b"PORT ", "ftp"), (b"AUTH TLS", "ftp"),
-    (b"AUTH SSL", "ftp"), (b"FEAT", "ftp"), (b"SYST", "ftp"),
+    (b"EHLO", "smtp"),
+    (b"HELO", "smtp"),
+    (b"USER ", "ftp"),
+    (b"PASS ", "ftp"),
+    (b"PORT ", "ftp"),
+    (b"AUTH TLS", "ftp"),
+    (b"AUTH SSL", "ftp"),
+    (b"FEAT", "ftp"),
+    (b"SYST", "ftp"),
 )
 _TC_PATTERNS: tuple[tuple[bytes, str], ...] = (
     (b"HTTP/", "http"),
@@ -76,7 +106,9 @@ def plausible_dns(msg: bytes) -> bool:
     return opcode <= 6 and qd <= 32 and an + ns + ar <= 1024 and (qd > 0 or flags & 0x8000 != 0)
 
 
-def detect_protocol(data: bytes, to_server: bool, ipproto: int, sport: int, dport: int) -> str | None:
+def detect_protocol(
+    data: bytes, to_server: bool, ipproto: int, sport: int, dport: int
+) -> str | None:
     """Protocol name, ``NEED_MORE`` (None) or ``NO_MATCH`` ("") for a direction's first bytes."""
     if not data:
         return NEED_MORE

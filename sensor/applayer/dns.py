@@ -22,13 +22,48 @@ from dataclasses import dataclass
 from sensor.applayer.common import PROGRESS_COMPLETE, AppLayerSettings, Transaction
 
 RRTYPES = {
-    1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 10: "NULL", 11: "WKS", 12: "PTR", 13: "HINFO",
-    15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV", 35: "NAPTR", 41: "OPT", 43: "DS", 46: "RRSIG",
-    47: "NSEC", 48: "DNSKEY", 50: "NSEC3", 64: "SVCB", 65: "HTTPS", 99: "SPF", 249: "TKEY",
-    250: "TSIG", 251: "IXFR", 252: "AXFR", 255: "ANY", 257: "CAA",
+    1: "A",
+    2: "NS",
+    5: "CNAME",
+    6: "SOA",
+    10: "NULL",
+    11: "WKS",
+    12: "PTR",
+    13: "HINFO",
+    15: "MX",
+    16: "TXT",
+    28: "AAAA",
+    33: "SRV",
+    35: "NAPTR",
+    41: "OPT",
+    43: "DS",
+    46: "RRSIG",
+    47: "NSEC",
+    48: "DNSKEY",
+    50: "NSEC3",
+    64: "SVCB",
+    65: "HTTPS",
+    99: "SPF",
+    249: "TKEY",
+    250: "TSIG",
+    251: "IXFR",
+    252: "AXFR",
+    255: "ANY",
+    257: "CAA",
 }
-RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN",
-          "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE")
+RCODES = (
+    "NOERROR",
+    "FORMERR",
+    "SERVFAIL",
+    "NXDOMAIN",
+    "NOTIMP",
+    "REFUSED",
+    "YXDOMAIN",
+    "YXRRSET",
+    "NXRRSET",
+    "NOTAUTH",
+    "NOTZONE",
+)
 _MAX_POINTERS = 32  # compression pointers followed per name before calling it a loop
 _HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")
@@ -158,8 +193,9 @@ def parse_message(msg: bytes, max_names: int) -> DnsMessage:
 class DnsParser:
     """DNS messages of one flow; ``on_update(tx)`` receives each new transaction."""
 
-    def __init__(self, cfg: AppLayerSettings, tcp: bool,
-                 on_update: Callable[[Transaction], None]) -> None:
+    def __init__(
+        self, cfg: AppLayerSettings, tcp: bool, on_update: Callable[[Transaction], None]
+    ) -> None:
         self.cfg = cfg
         self.tcp = tcp
         self._on_update = on_update
@@ -225,14 +261,26 @@ def eve_dns(tx: Transaction) -> dict[str, object]:
     if not isinstance(msg, DnsMessage):
         return {}
     if not msg.is_response:
-        return {"query": [
-            {"type": "query", "id": msg.id, "rrname": q.name.decode("latin-1"),
-             "rrtype": _rrtype_name(q.rrtype), "tx_id": tx.tx_id, "opcode": msg.opcode}
-            for q in msg.queries
-        ]}
+        return {
+            "query": [
+                {
+                    "type": "query",
+                    "id": msg.id,
+                    "rrname": q.name.decode("latin-1"),
+                    "rrtype": _rrtype_name(q.rrtype),
+                    "tx_id": tx.tx_id,
+                    "opcode": msg.opcode,
+                }
+                for q in msg.queries
+            ]
+        }
     answer: dict[str, object] = {
-        "version": 2, "type": "answer", "id": msg.id, "flags": f"{msg.flags:x}",
-        "qr": True, "opcode": msg.opcode,
+        "version": 2,
+        "type": "answer",
+        "id": msg.id,
+        "flags": f"{msg.flags:x}",
+        "qr": True,
+        "opcode": msg.opcode,
         "rcode": RCODES[msg.rcode] if msg.rcode < len(RCODES) else str(msg.rcode),
     }
     for bit, key in ((0x0400, "aa"), (0x0200, "tc"), (0x0100, "rd"), (0x0080, "ra")):
@@ -243,8 +291,12 @@ def eve_dns(tx: Transaction) -> dict[str, object]:
         answer["rrtype"] = _rrtype_name(msg.queries[0].rrtype)
     if msg.answers:
         answer["answers"] = [
-            {"rrname": a.name.decode("latin-1"), "rrtype": _rrtype_name(a.rrtype), "ttl": a.ttl,
-             **({"rdata": a.rendered} if a.rendered is not None else {})}
+            {
+                "rrname": a.name.decode("latin-1"),
+                "rrtype": _rrtype_name(a.rrtype),
+                "ttl": a.ttl,
+                **({"rdata": a.rendered} if a.rendered is not None else {}),
+            }
             for a in msg.answers
         ]
     return {"answer": answer}

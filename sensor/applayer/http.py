@@ -51,8 +51,17 @@ _HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
 class _Side:
     """Parsing state of one direction."""
 
-    __slots__ = ("buf", "header_lines", "header_raw", "line", "pos", "remaining", "request",
-                 "state", "tx")
+    __slots__ = (
+        "buf",
+        "header_lines",
+        "header_raw",
+        "line",
+        "pos",
+        "remaining",
+        "request",
+        "state",
+        "tx",
+    )
 
     def __init__(self, request: bool) -> None:
         self.request = request
@@ -84,7 +93,7 @@ class HttpParser:
         if side.state == S_STOP or not data:
             return
         side.buf += data
-        steps = (self._step_request if to_server else self._step_response)
+        steps = self._step_request if to_server else self._step_response
         while side.state != S_STOP and steps(side):
             pass
         self._compact(side)
@@ -120,16 +129,22 @@ class HttpParser:
         nl = side.buf.find(b"\n", side.pos)
         if nl == -1:
             if len(side.buf) - side.pos > self.cfg.field_limit:
-                self._fail(side, "http.request_field_too_long" if side.request
-                           else "http.response_field_too_long")
+                self._fail(
+                    side,
+                    "http.request_field_too_long"
+                    if side.request
+                    else "http.response_field_too_long",
+                )
             return None
         line = bytes(side.buf[side.pos : nl])
         side.pos = nl + 1
         if line.endswith(b"\r"):
             line = line[:-1]
         if len(line) > self.cfg.field_limit:
-            self._fail(side, "http.request_field_too_long" if side.request
-                       else "http.response_field_too_long")
+            self._fail(
+                side,
+                "http.request_field_too_long" if side.request else "http.response_field_too_long",
+            )
             return None
         return line
 
@@ -185,8 +200,12 @@ class HttpParser:
         side.header_raw += side.buf[start : side.pos]
         if line:
             if len(side.header_lines) >= self.cfg.max_headers:
-                self._fail(side, "http.request_too_many_headers" if side.request
-                           else "http.response_too_many_headers")
+                self._fail(
+                    side,
+                    "http.request_too_many_headers"
+                    if side.request
+                    else "http.response_too_many_headers",
+                )
                 return False
             side.header_lines.append(line)
             return True
@@ -276,8 +295,9 @@ class HttpParser:
         self._frame_body(side, tx, data.resp_headers, allow_close=True)
 
     # ----------------------------------------------------------------- bodies
-    def _frame_body(self, side: _Side, tx: Transaction, headers: list[list[bytes]],
-                    allow_close: bool) -> None:
+    def _frame_body(
+        self, side: _Side, tx: Transaction, headers: list[list[bytes]], allow_close: bool
+    ) -> None:
         """Choose how the body is delimited, or finish a bodyless message."""
         where = "request" if side.request else "response"
         te = header_value(headers, b"transfer-encoding")
@@ -366,8 +386,12 @@ class HttpParser:
         if not text and not line.strip():
             return True  # stray empty line before a chunk size
         if not text or len(text) > 16 or any(c not in _HEXDIGITS for c in text):
-            self._fail(side, "http.invalid_request_chunk_len" if side.request
-                       else "http.invalid_response_chunk_len")
+            self._fail(
+                side,
+                "http.invalid_request_chunk_len"
+                if side.request
+                else "http.invalid_response_chunk_len",
+            )
             return False
         size = int(text, 16)
         if size == 0:

@@ -75,7 +75,9 @@ class BodySink:
                     return
                 chunk, self._pending = self._pending, b""
                 wrapped = (chunk[0] & 0x0F) == 8 and ((chunk[0] << 8) | chunk[1]) % 31 == 0
-                self._decomp = zlib.decompressobj(wbits=zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+                self._decomp = zlib.decompressobj(
+                    wbits=zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
+                )
         self._inflate(chunk)
 
     def _inflate(self, chunk: bytes) -> None:

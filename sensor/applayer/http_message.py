@@ -111,8 +111,9 @@ def header_value(headers: list[list[bytes]], lname: bytes) -> bytes | None:
     return None
 
 
-def _header_buffers(tx: Transaction, line: bytes, headers: list[list[bytes]], raw: bytes,
-                    to_server: bool) -> None:
+def _header_buffers(
+    tx: Transaction, line: bytes, headers: list[list[bytes]], raw: bytes, to_server: bool
+) -> None:
     skip = b"cookie" if to_server else b"set-cookie"
     hdr = bytearray()
     start = bytearray(line + b"\r\n")

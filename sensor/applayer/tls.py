@@ -219,9 +219,12 @@ class TlsParser:
         if ders:
             cert = parse_certificate(ders[0])
             self.data.certs.append(cert)
-            for name, value in (("tls.cert_subject", cert.subject), ("tls.cert_issuer", cert.issuer),
-                                ("tls.cert_serial", cert.serial),
-                                ("tls.cert_fingerprint", cert.fingerprint)):
+            for name, value in (
+                ("tls.cert_subject", cert.subject),
+                ("tls.cert_issuer", cert.issuer),
+                ("tls.cert_serial", cert.serial),
+                ("tls.cert_fingerprint", cert.fingerprint),
+            ):
                 tx.set_buffer(name, value.encode("utf-8"), False)
             if cert.san:
                 tx.set_buffer("tls.subjectaltname", list(cert.san), False)
@@ -237,9 +240,14 @@ def eve_tls(tx: Transaction) -> dict[str, object]:
     out: dict[str, object] = {}
     if data.certs:
         cert = data.certs[0]
-        out.update(subject=cert.subject, issuerdn=cert.issuer, serial=cert.serial,
-                   fingerprint=cert.fingerprint, notbefore=cert.not_before,
-                   notafter=cert.not_after)
+        out.update(
+            subject=cert.subject,
+            issuerdn=cert.issuer,
+            serial=cert.serial,
+            fingerprint=cert.fingerprint,
+            notbefore=cert.not_before,
+            notafter=cert.not_after,
+        )
     if data.client is not None and data.client.sni is not None:
         out["sni"] = data.client.sni.decode("latin-1")
     out["version"] = VERSION_NAMES.get(data.version, "UNDETERMINED")

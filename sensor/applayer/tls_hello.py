@@ -21,10 +21,24 @@ EXT_SIGNATURE_ALGORITHMS = 13
 EXT_ALPN = 16
 EXT_SUPPORTED_VERSIONS = 43
 
-VERSION_NAMES = {0x0002: "SSLv2", 0x0200: "SSLv2", 0x0300: "SSLv3", 0x0301: "TLSv1",
-                 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
-_JA4_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3",
-                 0x0200: "s2", 0x0002: "s2"}
+VERSION_NAMES = {
+    0x0002: "SSLv2",
+    0x0200: "SSLv2",
+    0x0300: "SSLv3",
+    0x0301: "TLSv1",
+    0x0302: "TLS 1.1",
+    0x0303: "TLS 1.2",
+    0x0304: "TLS 1.3",
+}
+_JA4_VERSIONS = {
+    0x0304: "13",
+    0x0303: "12",
+    0x0302: "11",
+    0x0301: "10",
+    0x0300: "s3",
+    0x0200: "s2",
+    0x0002: "s2",
+}
 
 
 class HelloError(ValueError):
@@ -131,8 +145,19 @@ def parse_hello(body: bytes, client: bool) -> Hello:
                     alpn.append(protos.vec8())
             elif etype == EXT_SUPPORTED_VERSIONS and edata:
                 versions = _u16s(er.vec8()) if client else (er.u16(),)
-    return Hello(version, random, tuple(ciphers), tuple(ext_types), sni, groups, formats,
-                 sig_algs, tuple(alpn), versions, sni_count)
+    return Hello(
+        version,
+        random,
+        tuple(ciphers),
+        tuple(ext_types),
+        sni,
+        groups,
+        formats,
+        sig_algs,
+        tuple(alpn),
+        versions,
+        sni_count,
+    )
 
 
 def _dash(values: tuple[int, ...]) -> str:
@@ -140,8 +165,15 @@ def _dash(values: tuple[int, ...]) -> str:
 
 
 def ja3_string(h: Hello) -> str:
-    return ",".join((str(h.version), _dash(h.ciphers), _dash(h.extensions), _dash(h.groups),
-                     "-".join(str(v) for v in h.point_formats)))
+    return ",".join(
+        (
+            str(h.version),
+            _dash(h.ciphers),
+            _dash(h.extensions),
+            _dash(h.groups),
+            "-".join(str(v) for v in h.point_formats),
+        )
+    )
 
 
 def ja3s_string(h: Hello) -> str:
@@ -178,8 +210,10 @@ def ja4(h: Hello, quic: bool = False) -> str:
     ciphers = [c for c in h.ciphers if not is_grease(c)]
     exts = [e for e in h.extensions if not is_grease(e)]
     version = _JA4_VERSIONS.get(negotiated_version(h), "00")
-    part_a = (f"{'q' if quic else 't'}{version}{'d' if h.sni is not None else 'i'}"
-              f"{min(len(ciphers), 99):02d}{min(len(exts), 99):02d}{_ja4_alpn(h.alpn)}")
+    part_a = (
+        f"{'q' if quic else 't'}{version}{'d' if h.sni is not None else 'i'}"
+        f"{min(len(ciphers), 99):02d}{min(len(exts), 99):02d}{_ja4_alpn(h.alpn)}"
+    )
     part_b = _sha12(",".join(sorted(f"{c:04x}" for c in ciphers)))
     ext_text = ",".join(sorted(f"{e:04x}" for e in exts if e not in (EXT_SNI, EXT_ALPN)))
     sigs = ",".join(f"{s:04x}" for s in h.sig_algs)

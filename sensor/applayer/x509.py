@@ -16,11 +16,23 @@ from dataclasses import dataclass
 
 # Attribute types whose short names Suricata (via x509-parser's OID registry) prints.
 _ATTR_NAMES = {
-    "2.5.4.3": "CN", "2.5.4.4": "SN", "2.5.4.5": "serialNumber", "2.5.4.6": "C",
-    "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.9": "street", "2.5.4.10": "O", "2.5.4.11": "OU",
-    "2.5.4.12": "title", "2.5.4.42": "GN", "2.5.4.43": "initials", "2.5.4.46": "dnQualifier",
-    "2.5.4.65": "pseudonym", "0.9.2342.19200300.100.1.25": "DC",
-    "0.9.2342.19200300.100.1.1": "UID", "1.2.840.113549.1.9.1": "emailAddress",
+    "2.5.4.3": "CN",
+    "2.5.4.4": "SN",
+    "2.5.4.5": "serialNumber",
+    "2.5.4.6": "C",
+    "2.5.4.7": "L",
+    "2.5.4.8": "ST",
+    "2.5.4.9": "street",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "2.5.4.12": "title",
+    "2.5.4.42": "GN",
+    "2.5.4.43": "initials",
+    "2.5.4.46": "dnQualifier",
+    "2.5.4.65": "pseudonym",
+    "0.9.2342.19200300.100.1.25": "DC",
+    "0.9.2342.19200300.100.1.1": "UID",
+    "1.2.840.113549.1.9.1": "emailAddress",
 }
 _SAN_OID = "2.5.29.17"
 
@@ -144,7 +156,11 @@ def _extensions(data: bytes, start: int, end: int) -> list[bytes]:
     (_, s, e), *_ = children(data, start, end)  # Extensions SEQUENCE
     for _tag, es, ee in children(data, s, e):
         parts = children(data, es, ee)
-        if parts and parts[0][0] == 0x06 and decode_oid(data[parts[0][1] : parts[0][2]]) == _SAN_OID:
+        if (
+            parts
+            and parts[0][0] == 0x06
+            and decode_oid(data[parts[0][1] : parts[0][2]]) == _SAN_OID
+        ):
             octets = parts[-1]
             _t, ss, se = read_tlv(data, octets[1])
             return _san_names(data, ss, se)
