@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,24 @@ from tests.test_bus_helpers import RedisServer, free_port, make_alert
 REDIS_CLI = shutil.which("redis-cli")
 
 
+def cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is valid and free too."""
+    for _ in range(200):
+        port = free_port()
+        if port <= 55535 and _is_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[RedisServer]]:
     if REDIS_CLI is None or shutil.which("redis-server") is None:
@@ -32,7 +51,7 @@ def cluster(tmp_path: Path) -> Iterator[list[RedisServer]]:
             pytest.fail("redis-server/redis-cli are not installed")
         pytest.skip("redis-server/redis-cli are not installed")
     nodes = [
-        RedisServer(tmp_path / f"node{i}", port=free_port(),
+        RedisServer(tmp_path / f"node{i}", port=cluster_port(),
                     extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"))
         for i in range(3)
     ]  # fmt: skip
