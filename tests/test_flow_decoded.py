@@ -86,9 +86,9 @@ def test_tcp_session_from_a_pcap_reassembles_the_request(tmp_path: Path) -> None
         tcp_frame(True, pa, 111, 901, b"admin HTTP/1.1\r\n\r\n"),  # arrives early
         tcp_frame(True, pa, 101, 901, b"GET /x/../"),  # 10 bytes: fills the hole
         tcp_frame(False, pa, 901, 129, b"HTTP/1.1 403\r\n\r\n"),
-        tcp_frame(True, TH_FIN | TH_ACK, 129, 918),
-        tcp_frame(False, TH_FIN | TH_ACK, 918, 130),
-        tcp_frame(True, TH_ACK, 130, 919),
+        tcp_frame(True, TH_FIN | TH_ACK, 129, 917),
+        tcp_frame(False, TH_FIN | TH_ACK, 917, 130),
+        tcp_frame(True, TH_ACK, 130, 918),
     ]
     pcap = tmp_path / "http.pcap"
     write_pcap(pcap, frames)
@@ -105,7 +105,7 @@ def test_tcp_session_from_a_pcap_reassembles_the_request(tmp_path: Path) -> None
     assert [x.new_data for x in seen[3:5]] == [b"", b"GET /x/../admin HTTP/1.1\r\n\r\n"]
     assert seen[5].new_data == b"HTTP/1.1 403\r\n\r\n"
     assert f.tcp_state == TCP_CLOSED and f.toserver.mac == MAC_C and f.toclient is not None
-    assert f.toclient.ttl == 64 and f.toserver.last_ack == 919
+    assert f.toclient.ttl == 64 and f.toserver.last_ack == 918
     assert (f.pkts_toserver, f.pkts_toclient) == (6, 3)
     assert table.stats.reassembly_gaps == 0 and table.stats.retransmissions == 0
 
