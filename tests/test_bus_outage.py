@@ -115,6 +115,20 @@ def test_restart_replays_spool_left_by_previous_run(
     assert not list((tmp_path / "spool").glob("*.seg"))
 
 
+def test_close_replays_more_than_one_flush_worth(redis_proc: RedisServer, tmp_path: Path) -> None:
+    cfg = config(redis_proc, tmp_path, batch_size=10, replay_batches_per_flush=2)
+    redis_proc.kill()
+    first = AlertPublisher(cfg)
+    for i in range(105):
+        first.publish(make_alert(i))
+    first.close()
+    redis_proc.start()
+    second = AlertPublisher(cfg)
+    second.close()
+    assert second.stats.replayed == 105
+    assert alert_numbers(redis_proc) == list(range(105))
+
+
 def test_stats_are_dropped_not_spooled_during_outage(
     redis_proc: RedisServer, tmp_path: Path
 ) -> None:

@@ -218,8 +218,11 @@ class AlertPublisher:
         if self._closed:
             return
         self.flush()
-        while self._redis_due() and not self._spool.is_empty() and self._replay_spool():
-            pass
+        while self._redis_due() and not self._spool.is_empty():
+            errors = self.stats.redis_errors
+            self._replay_spool()
+            if self.stats.redis_errors != errors:
+                break  # Redis went away again: the rest waits for the next run
         self._closed = True
         self._spool.close()
         self.stats.spool_corrupt = self._spool.corrupt_records
