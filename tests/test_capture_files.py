@@ -28,7 +28,10 @@ def pcap_bytes(order: str, nsec: bool, linktype: int = 1) -> bytes:
     out = struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)
     for i, frame in enumerate(FRAMES):
         frac = 123_456_789 if nsec else 123_456
-        out += struct.pack(order + "IIII", 1_700_000_000 + i, frac, len(frame), len(frame) + 10) + frame
+        out += (
+            struct.pack(order + "IIII", 1_700_000_000 + i, frac, len(frame), len(frame) + 10)
+            + frame
+        )
     return out
 
 
@@ -44,7 +47,11 @@ def test_dpkt_pcap_round_trip(tmp_path: Path, nano: bool) -> None:
     cap, recs = read_all(path)
     assert [r[3] for r in recs] == FRAMES
     assert [(r[0], r[1], r[2]) for r in recs] == [(1_700_000_000 + i, 250_000, 1) for i in range(5)]
-    assert cap.truncated is None and cap.packets_read == 5 and cap.position == cap.size == path.stat().st_size
+    assert (
+        cap.truncated is None
+        and cap.packets_read == 5
+        and cap.position == cap.size == path.stat().st_size
+    )
     assert cap.bytes_read == sum(map(len, FRAMES)) and cap.linktype == 1 and cap.format == "pcap"
 
 
@@ -88,7 +95,9 @@ def idb(order: str, linktype: int, tsresol: int | None = None, snaplen: int = 0)
 
 
 def epb(order: str, if_id: int, ticks: int, frame: bytes) -> bytes:
-    hdr = struct.pack(order + "IIIII", if_id, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), len(frame))
+    hdr = struct.pack(
+        order + "IIIII", if_id, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), len(frame)
+    )
     return block(order, 6, hdr + frame)
 
 
@@ -102,7 +111,11 @@ def test_pcapng_sections_tsresol_spb_pb_and_unknown_blocks(tmp_path: Path, order
         + epb(order, 0, 1_700_000_000 * 10**9 + 123_456_789, FRAMES[0])
         + block(order, 0x00000004, b"name resolution, skipped")
         + epb(order, 1, 1_700_000_001 * 10**6 + 42, FRAMES[1])
-        + block(order, 2, struct.pack(order + "HHIIII", 1, 0, 0, 5_000_000, len(FRAMES[2]), 999) + FRAMES[2])
+        + block(
+            order,
+            2,
+            struct.pack(order + "HHIIII", 1, 0, 0, 5_000_000, len(FRAMES[2]), 999) + FRAMES[2],
+        )
         + shb(other)  # a second section in the other byte order, one interface
         + idb(other, 101, tsresol=0x80 | 10, snaplen=64)  # 2^-10 s units
         + block(other, 3, struct.pack(other + "I", len(FRAMES[4])) + FRAMES[4])

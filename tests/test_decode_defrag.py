@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pytest
 
 from sensor.decode import DecodeConfig, Decoder
 from sensor.packet import Packet
+
+Make = Callable[[bytes, int, bool], bytes]
 
 SRC6 = bytes.fromhex("20010db8000000000000000000000001")
 DST6 = bytes.fromhex("20010db8000000000000000000000002")
@@ -19,8 +22,19 @@ def udp(payload: bytes) -> bytes:
 
 def frag4(body: bytes, off: int, more: bool, ident: int = 9) -> bytes:
     flags = (0x2000 if more else 0) | (off // 8)
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), ident, flags, 64, 17, 0,
-                      bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    hdr = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(body),
+        ident,
+        flags,
+        64,
+        17,
+        0,
+        bytes([10, 0, 0, 1]),
+        bytes([10, 0, 0, 2]),
+    )
     return hdr + body
 
 
@@ -29,7 +43,9 @@ def frag6(body: bytes, off: int, more: bool, ident: int = 9) -> bytes:
     return struct.pack("!IHBB", 6 << 28, 8 + len(body), 44, 64) + SRC6 + DST6 + fh + body
 
 
-def feed(d: Decoder, frames: list[bytes], linktype: int = 101, ts: list[int] | None = None) -> list[Packet]:
+def feed(
+    d: Decoder, frames: list[bytes], linktype: int = 101, ts: list[int] | None = None
+) -> list[Packet]:
     out = []
     for i, frame in enumerate(frames):
         pkt = Packet(i + 1, ts[i] if ts else 1000, 0, linktype, frame)
@@ -43,14 +59,14 @@ def feed(d: Decoder, frames: list[bytes], linktype: int = 101, ts: list[int] | N
 DATAGRAM = udp(b"A" * 16 + b"B" * 16 + b"C" * 16)  # 56 bytes
 
 
-def pieces(make, order: list[int]) -> list[bytes]:  # type: ignore[no-untyped-def]
+def pieces(make: Make, order: list[int]) -> list[bytes]:
     chunks = [(0, DATAGRAM[0:24], True), (24, DATAGRAM[24:48], True), (48, DATAGRAM[48:], False)]
     return [make(chunks[i][1], chunks[i][0], chunks[i][2]) for i in order]
 
 
 @pytest.mark.parametrize("make", [frag4, frag6])
 @pytest.mark.parametrize("order", [[0, 1, 2], [2, 1, 0], [1, 2, 0]])
-def test_reassembly_in_any_order(make, order: list[int]) -> None:  # type: ignore[no-untyped-def]
+def test_reassembly_in_any_order(make: Make, order: list[int]) -> None:
     d = Decoder()
     rebuilt = feed(d, pieces(make, order))
     assert len(rebuilt) == 1
@@ -81,8 +97,10 @@ def test_fragment_fields_and_ethernet_context_kept() -> None:
     assert (whole.ts_sec, whole.ts_usec) == (5, 7) and whole.payload == DATAGRAM[8:]
 
 
-@pytest.mark.parametrize(("make", "event"), [(frag4, "ipv4.frag_overlap"), (frag6, "ipv6.frag_overlap")])
-def test_overlap_bsd_policy(make, event: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("make", "event"), [(frag4, "ipv4.frag_overlap"), (frag6, "ipv6.frag_overlap")]
+)
+def test_overlap_bsd_policy(make: Make, event: str) -> None:
     # Original: bytes 0-23 and 24-47 and 48-55. Then overlapping rewrites:
     # - same offset 24 (tie): the earlier fragment ("B...") keeps its bytes;
     # - offset 16: loses 16-23 to the fragment at 0 (lower offset) but wins 24-31 over
@@ -119,7 +137,9 @@ def test_max_datagrams_evicts_oldest() -> None:
     assert d.stats["defrag_evicted"] == 1 and d.defrag.tracked == 2
     rest = [frag4(DATAGRAM[24:48], 24, True, ident=0), frag4(DATAGRAM[48:], 48, False, ident=0)]
     assert feed(d, rest) == []  # ident 0 was evicted, so it cannot complete
-    assert len(feed(d, [frag4(DATAGRAM[24:48], 24, True, 2), frag4(DATAGRAM[48:], 48, False, 2)])) == 1
+    assert (
+        len(feed(d, [frag4(DATAGRAM[24:48], 24, True, 2), frag4(DATAGRAM[48:], 48, False, 2)])) == 1
+    )
 
 
 def test_max_fragments_per_datagram() -> None:
@@ -130,8 +150,10 @@ def test_max_fragments_per_datagram() -> None:
     assert pkts[2].events == ["ipv4.frag_ignored"] and d.stats["defrag_max_frags"] == 1
 
 
-@pytest.mark.parametrize(("make", "event"), [(frag4, "ipv4.frag_pkt_too_large"), (frag6, "ipv6.frag_pkt_too_large")])
-def test_datagram_larger_than_limit(make, event: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("make", "event"), [(frag4, "ipv4.frag_pkt_too_large"), (frag6, "ipv6.frag_pkt_too_large")]
+)
+def test_datagram_larger_than_limit(make: Make, event: str) -> None:
     d = Decoder()
     pkt = Packet(1, 1, 0, 101, make(b"Z" * 64, 65528, False))
     assert d.decode(pkt) is None

@@ -8,7 +8,15 @@ import struct
 import dpkt
 import pytest
 
-from sensor.decode import Decoder, DecodeConfig, ipv4_options, tcp_mss, tcp_sack_permitted, tcp_timestamp, tcp_wscale
+from sensor.decode import (
+    DecodeConfig,
+    Decoder,
+    ipv4_options,
+    tcp_mss,
+    tcp_sack_permitted,
+    tcp_timestamp,
+    tcp_wscale,
+)
 from sensor.decode.decoder import Decoder as _Decoder
 from sensor.packet import Packet
 
@@ -21,8 +29,16 @@ MAC_B = b"\x02\x00\x00\x00\x00\x0b"
 
 
 def tcp4(payload: bytes = b"hello", opts: bytes = b"", ip_opts: bytes = b"") -> bytes:
-    tcp = dpkt.tcp.TCP(sport=1234, dport=80, seq=1000, ack=2000, flags=dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH,
-                       win=512, opts=opts, data=payload)
+    tcp = dpkt.tcp.TCP(
+        sport=1234,
+        dport=80,
+        seq=1000,
+        ack=2000,
+        flags=dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH,
+        win=512,
+        opts=opts,
+        data=payload,
+    )
     tcp.off = 5 + len(opts) // 4  # dpkt does not derive it from the options
     ip = dpkt.ip.IP(src=SRC4, dst=DST4, p=6, ttl=33, id=77, opts=ip_opts, data=tcp)
     ip.hl = 5 + len(ip_opts) // 4  # dpkt does not derive it from the options
@@ -197,10 +213,19 @@ def test_tcp_options_parsed_lazily() -> None:
     pkt = decode(1, eth(tcp4(opts=opts)))
     assert_tcp4(pkt)
     assert pkt.l4_hlen == 20 + len(opts)
-    assert (tcp_mss(pkt), tcp_wscale(pkt), tcp_sack_permitted(pkt), tcp_timestamp(pkt)) == (1460, 7, True, (111, 222))
+    assert (tcp_mss(pkt), tcp_wscale(pkt), tcp_sack_permitted(pkt), tcp_timestamp(pkt)) == (
+        1460,
+        7,
+        True,
+        (111, 222),
+    )
     plain = decode(1, eth(tcp4()))
     assert (tcp_mss(plain), tcp_wscale(plain), tcp_sack_permitted(plain), tcp_timestamp(plain)) == (
-        None, None, False, None)
+        None,
+        None,
+        False,
+        None,
+    )
 
 
 def test_tcp_malformed_option_gives_none_not_exception() -> None:
@@ -239,7 +264,9 @@ def test_ipv6_anomalies() -> None:
     none = decode(101, ipv6_with(59, b"", b"junk"))
     assert none.events == ["ipv6.data_after_none_header"] and none.proto == 59
     atomic = decode(101, ipv6_with(44, struct.pack("!BBHI", 17, 0, 0, 5), udp_bytes(b"a")))
-    assert atomic.events == ["ipv6.exthdr_useless_fh"] and not atomic.frag and atomic.payload == b"a"
+    assert (
+        atomic.events == ["ipv6.exthdr_useless_fh"] and not atomic.frag and atomic.payload == b"a"
+    )
 
 
 def test_esp_stops_the_walk() -> None:
@@ -250,7 +277,13 @@ def test_esp_stops_the_walk() -> None:
 def test_icmp_echo_id_seq() -> None:
     echo = dpkt.icmp.ICMP(type=8, data=dpkt.icmp.ICMP.Echo(id=4242, seq=7, data=b"ping"))
     pkt = decode(228, bytes(dpkt.ip.IP(src=SRC4, dst=DST4, p=1, data=echo)))
-    assert (pkt.itype, pkt.icode, pkt.icmp_id, pkt.icmp_seq, pkt.payload) == (8, 0, 4242, 7, b"ping")
+    assert (pkt.itype, pkt.icode, pkt.icmp_id, pkt.icmp_seq, pkt.payload) == (
+        8,
+        0,
+        4242,
+        7,
+        b"ping",
+    )
     unreach = dpkt.icmp.ICMP(type=3, code=1, data=dpkt.icmp.ICMP.Unreach(data=b"x" * 28))
     pkt = decode(228, bytes(dpkt.ip.IP(src=SRC4, dst=DST4, p=1, data=unreach)))
     assert (pkt.itype, pkt.icode, pkt.icmp_id, pkt.icmp_seq) == (3, 1, -1, -1)

@@ -19,7 +19,9 @@ SRC6 = bytes.fromhex("20010db8000000000000000000000001")
 def eth_vlan_tcp4() -> bytes:
     tcp = dpkt.tcp.TCP(sport=1, dport=2, opts=struct.pack("!BBH", 2, 4, 1460), data=b"payload!")
     tcp.off = 6
-    ip = dpkt.ip.IP(src=b"\x01\x02\x03\x04", dst=b"\x05\x06\x07\x08", p=6, opts=b"\x01\x01\x01\x00", data=tcp)
+    ip = dpkt.ip.IP(
+        src=b"\x01\x02\x03\x04", dst=b"\x05\x06\x07\x08", p=6, opts=b"\x01\x01\x01\x00", data=tcp
+    )
     ip.hl = 6
     return MAC + MAC + b"\x81\x00\x00\x05\x08\x00" + bytes(ip)
 
@@ -33,14 +35,24 @@ def eth_udp6_ext() -> bytes:
 
 def eth_icmp4() -> bytes:
     echo = dpkt.icmp.ICMP(type=8, data=dpkt.icmp.ICMP.Echo(id=1, seq=2, data=b"x" * 10))
-    return MAC + MAC + b"\x08\x00" + bytes(dpkt.ip.IP(src=b"\1\1\1\1", dst=b"\2\2\2\2", p=1, data=echo))
+    return (
+        MAC
+        + MAC
+        + b"\x08\x00"
+        + bytes(dpkt.ip.IP(src=b"\1\1\1\1", dst=b"\2\2\2\2", p=1, data=echo))
+    )
 
 
 # Event expected when a frame is cut inside each layer (by where the cut falls).
 def expected_event(frame_name: str, cut: int) -> set[str]:
     if frame_name == "tcp4":
-        return {"ethernet.pkt_too_small", "vlan.header_too_small", "ipv4.pkt_too_small",
-                "ipv4.hlen_too_small", "ipv4.trunc_pkt"}
+        return {
+            "ethernet.pkt_too_small",
+            "vlan.header_too_small",
+            "ipv4.pkt_too_small",
+            "ipv4.hlen_too_small",
+            "ipv4.trunc_pkt",
+        }
     if frame_name == "udp6":
         return {"ethernet.pkt_too_small", "ipv6.pkt_too_small", "ipv6.trunc_pkt"}
     return {"ethernet.pkt_too_small", "ipv4.pkt_too_small", "ipv4.trunc_pkt"}
@@ -59,13 +71,21 @@ def test_every_truncation_gives_an_event_not_an_exception() -> None:
             # Cutting a frame shortens the data but not the IP length field, so every
             # prefix is an anomaly at some layer (a cut before the IP header included).
             assert pkt.bad, (name, cut)
-            assert pkt.events and set(pkt.events) <= expected_event(name, cut), (name, cut, pkt.events)
+            assert pkt.events and set(pkt.events) <= expected_event(name, cut), (
+                name,
+                cut,
+                pkt.events,
+            )
         assert d.stats["invalid"] == len(frame)
 
 
 def test_truncated_l4_inside_valid_ip_lengths() -> None:
     # The IP header claims only what is present, so the anomaly is at the transport layer.
-    cases = [(6, 19, "tcp.pkt_too_small"), (17, 7, "udp.hlen_too_small"), (1, 7, "icmpv4.pkt_too_small")]
+    cases = [
+        (6, 19, "tcp.pkt_too_small"),
+        (17, 7, "udp.hlen_too_small"),
+        (1, 7, "icmpv4.pkt_too_small"),
+    ]
     for proto, size, event in cases:
         ip = dpkt.ip.IP(src=b"\1\1\1\1", dst=b"\2\2\2\2", p=proto, data=b"\0" * size)
         pkt = Packet(1, 0, 0, 228, bytes(ip))
