@@ -222,7 +222,7 @@ class FlowTable:
             f = self._new_flow(key, pkt)  # its recency is its place at the back of the table
         else:
             f.referenced = True
-            if pkt.proto == IPPROTO_TCP and f.tcp_state >= TCP_LAST_ACK and self._is_reuse(f, pkt):
+            if pkt.proto == IPPROTO_TCP and f.tcp_state >= TCP_TIME_WAIT and self._is_reuse(f, pkt):
                 f = self._replace(f, key, pkt)
         pkt.flow = f  # type: ignore[assignment]  # Packet declares flow as None (see report)
         to_server = pkt.to_server = src == f.src and sport == f.sport

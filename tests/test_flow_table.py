@@ -390,3 +390,14 @@ def test_both_directions_share_one_flow_and_direction_flags() -> None:
     b = c.send(False, SA, 5000, 1001)
     assert flow(a) is flow(b) and a.to_server and not b.to_server
     assert down(flow(b)).mac == b"\x02\x00\x00\x00\x00\x02" and up(flow(b)).ttl == 64
+
+
+def test_port_reuse_from_time_wait() -> None:
+    t = make_table()
+    c = Conn(t)
+    cs, ss = c.handshake()
+    c.send(False, TH_FIN | TH_ACK, ss, cs)
+    old = flow(c.send(True, TH_FIN | TH_ACK, cs, ss + 1))
+    assert old.tcp_state == TCP_TIME_WAIT
+    new = flow(c.send(True, TH_SYN, 77_000))
+    assert new is not old and new.tcp_state == TCP_SYN_SENT and t.stats.flows_reused == 1
