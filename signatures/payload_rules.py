@@ -90,10 +90,10 @@ def _relative_ok(cd: ContentSpec, name: str, already: bool) -> None:
 
 
 def _absolute_ok(cd: ContentSpec, name: str, already: bool) -> None:
-    if already:
-        raise RuleError(f"{name}: can't use multiple {name}s for the same content")
     if cd.startswith:
         raise RuleError(f"{name}: can't be combined with startswith")
+    if already:
+        raise RuleError(f"{name}: can't use multiple {name}s for the same content")
     if cd.relative:
         raise RuleError(f"{name}: {_ABS_VS_REL} for the same content")
 

@@ -1,0 +1,282 @@
+"""pcre: PCRE2 -> Python translation (flags, rewritten constructs, rejected ones) and matching."""
+
+from __future__ import annotations
+
+import pytest
+
+from sensor.errors import RuleError, UnsupportedKeyword
+from signatures.payload import MatchEnv, PayloadBuilder, PayloadSpec
+from signatures.pcre import compile_pcre, split_pcre, translate
+
+
+def rx_hit(expression: str, flags: str, subject: bytes) -> bool:
+    return compile_pcre(expression.encode(), flags).search(subject) is not None
+
+
+def build(
+    *opts: tuple[str, str | None, bool], supported: frozenset[str] = frozenset()
+) -> PayloadSpec:
+    b = PayloadBuilder(supported)
+    for name, value, quoted in opts:
+        b.add(name, value, quoted)
+    return b.finish()
+
+
+def hits(spec: PayloadSpec, buf: bytes, buffer: str = "pkt_data") -> bool:
+    env = MatchEnv()
+    env.reset()
+    return spec.programs[buffer].match(buf, env)
+
+
+def test_split() -> None:
+    assert split_pcre("/a;b/smi", True) == (b"a;b", "smi", False)
+    assert split_pcre('!"/x/R"', False) == (b"x", "R", True)
+    assert split_pcre("/a/b/i", True) == (b"a/b", "i", False)
+    with pytest.raises(RuleError, match="unknown flag 'k'"):
+        split_pcre("/a/k", True)
+    with pytest.raises(RuleError, match="expected /expression/flags"):
+        split_pcre("abc", True)
+
+
+# --- flags ------------------------------------------------------------------------------
+
+
+def test_flag_i() -> None:
+    assert rx_hit("abc", "i", b"xABCx")
+    assert not rx_hit("abc", "", b"xABCx")
+
+
+def test_flag_s() -> None:
+    assert rx_hit("a.b", "s", b"a\nb")
+    assert not rx_hit("a.b", "", b"a\nb")
+
+
+def test_flag_m() -> None:
+    assert rx_hit("^b$", "m", b"a\nb\nc")
+    assert not rx_hit("^b$", "", b"a\nb\nc")
+    # PCRE's multiline ^ does not match after a newline that ends the subject
+    assert not rx_hit("\\n^", "m", b"a\n")
+
+
+def test_flag_x() -> None:
+    assert rx_hit("a b # comment\n c", "x", b"abc")
+    assert rx_hit("[ ]", "x", b" ")  # whitespace inside a class stays significant
+    assert not rx_hit("a b", "x", b"a b")
+
+
+def test_flag_A_anchors_at_the_start() -> None:
+    spec = build(("pcre", "/bc/A", True))
+    assert hits(spec, b"bcd")
+    assert not hits(spec, b"abc")
+
+
+def test_flag_E_and_default_dollar() -> None:
+    assert rx_hit("a$", "", b"a\n")  # $ also before a final newline
+    assert not rx_hit("a$", "E", b"a\n")
+    assert rx_hit("a$", "E", b"a")
+    assert not rx_hit("a$", "", b"a\n\n")
+
+
+def test_flag_G_swaps_greediness() -> None:
+    m = compile_pcre(b"a+", "G").search(b"aaa")
+    assert m is not None and m.group(0) == b"a"
+    m = compile_pcre(b"a+?", "G").search(b"aaa")
+    assert m is not None and m.group(0) == b"aaa"
+    m = compile_pcre(b"a{1,3}", "G").search(b"aaa")
+    assert m is not None and m.group(0) == b"a"
+
+
+@pytest.mark.parametrize("flag", ["B", "O"])
+def test_compatibility_flags_have_no_effect(flag: str) -> None:
+    assert rx_hit("abc", flag, b"abc")
+
+
+@pytest.mark.parametrize(
+    ("flag", "buffer"),
+    [
+        ("U", "http.uri"),
+        ("I", "http.uri.raw"),
+        ("P", "http.request_body"),
+        ("Q", "file.data"),
+        ("H", "http.header"),
+        ("D", "http.header.raw"),
+        ("M", "http.method"),
+        ("C", "http.cookie"),
+        ("S", "http.stat_code"),
+        ("Y", "http.stat_msg"),
+        ("V", "http.user_agent"),
+        ("W", "http.host"),
+        ("Z", "http.host.raw"),
+    ],
+)
+def test_buffer_flags(flag: str, buffer: str) -> None:
+    spec = build(("pcre", f"/abc/{flag}", True), supported=frozenset({buffer}))
+    assert list(spec.programs) == [buffer]
+    assert hits(spec, b"xabc", buffer)
+    with pytest.raises(UnsupportedKeyword, match=f"pcre /{flag}"):
+        build(("pcre", f"/abc/{flag}", True))
+
+
+def test_flag_R_continues_after_the_previous_match() -> None:
+    spec = build(("content", "ab", True), ("pcre", "/^c/R", True))
+    assert hits(spec, b"xxabc")
+    assert not hits(spec, b"xxab c")
+    assert hits(spec, b"ab abc")  # the content retries, the pcre is relative to it
+
+
+def test_pcre_sets_the_cursor_to_its_match_end() -> None:
+    spec = build(("pcre", "/a[0-9]+/", True), ("content", "z", True), ("within", "1", False))
+    assert hits(spec, b"a123z")
+    assert not hits(spec, b"a123.z")
+
+
+def test_pcre_retries_its_next_occurrence_when_relative_follows() -> None:
+    spec = build(
+        ("pcre", "/a./", True),
+        ("content", "q", True),
+        ("distance", "0", False),
+        ("within", "1", False),
+    )
+    assert hits(spec, b"ab.acq")
+
+
+def test_negated_pcre() -> None:
+    spec = build(("content", "GET", True), ("pcre", '!"/admin/R"', False))
+    assert hits(spec, b"GET /index")
+    assert not hits(spec, b"GET /admin")
+    assert hits(spec, b"admin GET /")
+
+
+# --- constructs rewritten --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "subject", "expected"),
+    [
+        ("(?<word>ab)\\k<word>", b"abab", True),
+        ("(?'w'ab)\\k{w}", b"abab", True),
+        ("(?P<w>ab)(?P=w)", b"abab", True),
+        ("(ab)\\g{1}", b"abab", True),
+        ("(ab)\\g1", b"abab", True),
+        ("a\\z", b"a\n", False),
+        ("a\\z", b"a", True),
+        ("a\\Z", b"a\n", True),
+        ("a\\Z", b"a\nb", False),
+        ("\\Aab", b"ab", True),
+        ("x\\hy", b"x\ty", True),
+        ("x\\hy", b"x\xa0y", True),
+        ("x\\Hy", b"x y", False),
+        ("x\\vy", b"x\ny", True),
+        ("x\\vy", b"x\x85y", True),
+        ("x\\Vy", b"x\ry", False),
+        ("a\\Rb", b"a\r\nb", True),
+        ("a\\Rb", b"a\x0bb", True),
+        ("a\\Nb", b"a\nb", False),
+        ("[[:alpha:]]+1", b"xY1", True),
+        ("[[:^digit:]]", b"123", False),
+        ("[\\h]", b"\xa0", True),
+        ("\\x41\\x{42}\\x4", b"AB\x04", True),
+        ("\\o{101}\\o{102}\\01", b"AB\x01", True),
+        ("\\cA", b"\x01", True),
+        ("\\e", b"\x1b", True),
+        ("\\Qa.b\\E", b"a.b", True),
+        ("\\Qa.b\\E", b"axb", False),
+        ("a{,2}", b"a{,2}", True),  # PCRE2 reads {,n} literally
+        ("a{2}", b"aa", True),
+        ("(?i)abc", b"ABC", True),
+        ("a(?i:b)c", b"aBc", True),
+        ("a(?i:b)c", b"aBC", False),
+        ("a(?#note)b", b"ab", True),
+        ("(?>a+)b", b"aab", True),
+        ("a++b", b"aab", True),
+        ("(a)?(?(1)b|c)", b"c", True),
+        ("[]a]", b"]", True),
+        ("[a-]", b"-", True),
+        ("\\d\\s\\w", b"1 x", True),
+        ("[\\d-z]", b"-", True),
+        ("a\\.b", b"a.b", True),
+    ],
+)
+def test_translated_constructs(expression: str, subject: bytes, expected: bool) -> None:
+    assert rx_hit(expression, "", subject) is expected
+
+
+def test_dollar_multiline() -> None:
+    assert rx_hit("a$", "m", b"a\nb")
+    assert rx_hit("a$", "mE", b"a\nb")  # E is ignored under m, as in PCRE
+
+
+def test_utf8_literal_bytes() -> None:
+    assert rx_hit("é", "", "xé".encode())
+
+
+def test_translation_is_plain_ascii() -> None:
+    assert translate("é[ä]".encode(), "").isascii()
+
+
+# --- constructs rejected ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "construct"),
+    [
+        ("(?R)", "group"),
+        ("(?1)", "group"),
+        ("(?&name)", "group"),
+        ("(?P>name)", "group"),
+        ("(?|a|b)", "group"),
+        ("(*UTF)a", "verb"),
+        ("\\K", "escape \\K"),
+        ("\\G", "escape \\G"),
+        ("\\X", "escape \\X"),
+        ("\\C", "escape \\C"),
+        ("\\p{L}", "escape \\p"),
+        ("\\x{100}", "above 0xff"),
+        ("\\12", "multi-digit"),
+        ("(a)\\g{-1}", "relative backreference"),
+        ("\\g<1>", "subroutine"),
+        ("a(?i)b", "after the start"),
+        ("(?x)a", "inline option x"),
+        ("(?m:a)", "inline option m"),
+        ("(?U)a", "inline option U"),
+        ("(?(R)a|b)", "condition"),
+        ("(?(?=a)a|b)", "assertion condition"),
+        ("(?<=a|bc)d", "variable-length lookbehind"),
+        ("\\N{U+41}", "\\N{...}"),
+    ],
+)
+def test_rejected_constructs(expression: str, construct: str) -> None:
+    with pytest.raises(RuleError, match="has no exact Python equivalent") as info:
+        compile_pcre(expression.encode(), "")
+    assert construct in str(info.value)
+    assert str(info.value).startswith("pcre: ")
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("(ab", "cannot compile"),
+        ("[ab", "missing terminating ]"),
+        ("a{3,1}", "out of order"),
+        ("[z-a]", "out of order"),
+        ("a\\", "at end of pattern"),
+        ("[[:nope:]]", "unknown POSIX class"),
+    ],
+)
+def test_invalid_patterns(expression: str, message: str) -> None:
+    with pytest.raises(RuleError, match=message):
+        compile_pcre(expression.encode(), "")
+
+
+def test_two_buffer_flags_are_an_error() -> None:
+    with pytest.raises(RuleError, match="more than one buffer"):
+        build(("pcre", "/a/UH", True), supported=frozenset({"http.uri", "http.header"}))
+
+
+def test_buffer_flag_with_sticky_buffer_active_is_an_error() -> None:
+    with pytest.raises(RuleError, match="sticky buffer"):
+        build(
+            ("http.uri", None, False),
+            ("pcre", "/a/H", True),
+            supported=frozenset({"http.uri", "http.header"}),
+        )
