@@ -143,3 +143,24 @@ def test_stop_ends_an_idle_capture(veth_namespaces: tuple[str, str]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0"
+
+
+def test_stats_and_close_after_close_are_safe(veth_namespaces: tuple[str, str]) -> None:
+    # pypcap segfaults when a closed handle is used; LiveCapture must shield callers.
+    _ns_a, ns_b = veth_namespaces
+    code = (
+        "from sensor.capture import LiveCapture\n"
+        "cap = LiveCapture('vb', timeout_ms=10)\n"
+        "cap.close(); cap.close()\n"
+        "print(cap.stats(), cap.next_batch(), list(cap))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns_b, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("[] []")

@@ -84,6 +84,10 @@ class LiveCapture:
             raise _capture_error(iface, exc) from exc
         self.packets_read = 0
         self.bytes_read = 0
+        # pypcap dereferences a freed handle (segfault) if used after close(): every
+        # method checks this flag, and the last counters are kept for stats().
+        self._closed = False
+        self._final_stats = (0, 0, 0)
 
     def _collect(self, ts_ns: int, data: bytes) -> None:
         # wirelen is not exposed by pypcap; len(data) is the captured length, which
@@ -95,7 +99,7 @@ class LiveCapture:
         """Wait up to ``timeout_ms`` and return the packets that arrived (maybe none).
 
         For callers that need control back on an idle link (flow timeouts, stats)."""
-        if self._stopped:
+        if self._stopped or self._closed:
             return []
         try:
             readable, _, _ = select.select([self._fd], [], [], self.timeout_ms / 1000)
@@ -122,7 +126,11 @@ class LiveCapture:
         self._stopped = True
 
     def stats(self) -> tuple[int, int, int]:
-        """(received, dropped by the kernel, dropped by the interface) per libpcap."""
+        """(received, dropped by the kernel, dropped by the interface) per libpcap.
+
+        After :meth:`close` it returns the counters read just before closing."""
+        if self._closed:
+            return self._final_stats
         try:
             received, dropped, ifdropped = self._pcap.stats()
         except OSError as exc:
@@ -130,8 +138,15 @@ class LiveCapture:
         return int(received), int(dropped), int(ifdropped)
 
     def close(self) -> None:
-        """Stop and release the capture handle."""
+        """Stop and release the capture handle. Safe to call more than once."""
         self._stopped = True
+        if self._closed:
+            return
+        try:
+            self._final_stats = self.stats()
+        except CaptureError:
+            pass  # keep the zeros: closing must not fail
+        self._closed = True
         self._pcap.close()
 
     def __enter__(self) -> LiveCapture:
