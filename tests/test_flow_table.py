@@ -121,10 +121,11 @@ class Conn:
 
     def handshake(self, isn_c: int = 1000, isn_s: int = 5000, **kw: object) -> tuple[int, int]:
         """Returns the next client and server sequence numbers."""
+        nc, ns = (isn_c + 1) & 0xFFFFFFFF, (isn_s + 1) & 0xFFFFFFFF
         self.send(True, TH_SYN, isn_c, **kw)
-        self.send(False, SA, isn_s, isn_c + 1, **kw)
-        self.send(True, TH_ACK, isn_c + 1, isn_s + 1)
-        return (isn_c + 1) & 0xFFFFFFFF, (isn_s + 1) & 0xFFFFFFFF
+        self.send(False, SA, isn_s, nc, **kw)
+        self.send(True, TH_ACK, nc, ns)
+        return nc, ns
 
 
 def test_handshake_established_after_final_ack_then_client_close() -> None:
