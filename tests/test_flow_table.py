@@ -402,3 +402,14 @@ def test_port_reuse_from_time_wait() -> None:
     assert old.tcp_state == TCP_TIME_WAIT
     new = flow(c.send(True, TH_SYN, 77_000))
     assert new is not old and new.tcp_state == TCP_SYN_SENT and t.stats.flows_reused == 1
+
+
+def test_data_on_the_completing_ack_counts_as_established() -> None:
+    t = make_table()
+    c = Conn(t)
+    c.send(True, TH_SYN, 1000)
+    c.send(False, SA, 5000, 1001)
+    p = c.send(True, PA, 1001, 5001, b"GET / HTTP/1.0\r\n\r\n")
+    f = flow(p)
+    assert f.tcp_state == TCP_ESTABLISHED and p.stream_added and f.is_established(p)
+    assert up(f).new_data == b"GET / HTTP/1.0\r\n\r\n"
