@@ -157,6 +157,22 @@ def test_publish_does_not_block_during_outage(redis_proc: RedisServer, tmp_path:
     assert alert_numbers(redis_proc) == list(range(2000))
 
 
+def test_unwritable_spool_drops_with_log_not_traceback(
+    redis_proc: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pub = AlertPublisher(config(redis_proc, tmp_path))
+    spool_dir = tmp_path / "spool"
+    spool_dir.rmdir()
+    spool_dir.write_text("not a directory")  # segment files cannot be created any more
+    redis_proc.kill()
+    for i in range(3):
+        pub.publish(make_alert(i))
+    pub.flush()
+    assert pub.stats.dropped == 3 and pub.stats.spooled == 0
+    assert "cannot be written" in caplog.text
+    pub.close()
+
+
 def test_torn_spool_tail_is_skipped_and_reported(tmp_path: Path) -> None:
     spool = Spool(tmp_path, 1 << 20)
     for seq in range(1, 6):

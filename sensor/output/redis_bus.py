@@ -289,12 +289,20 @@ class AlertPublisher:
 
     def _spool_buffer(self) -> None:
         for seq, payload in self._buffer:
-            if self._spool.append(seq, payload):
+            try:
+                kept = self._spool.append(seq, payload)
+            except (OSError, ConfigError) as exc:  # disk full, directory gone: still no crash
+                self._log_drop(payload, f"spool {self.cfg.spool_dir} cannot be written: {exc}")
+                continue
+            if kept:
                 self.stats.spooled += 1
             else:
                 self._log_drop(payload, f"spool {self.cfg.spool_dir} is full "
                                         f"({self.cfg.spool_max_bytes} bytes)")  # fmt: skip
-        self._spool.sync()
+        try:
+            self._spool.sync()
+        except OSError as exc:
+            log.error("bus: spool %s cannot be flushed: %s", self.cfg.spool_dir, exc)
         self._buffer.clear()
 
     # -- outage bookkeeping --------------------------------------------------------------
