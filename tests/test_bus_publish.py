@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from sensor.errors import ConfigError
+from sensor.output.eve import EveWriter
 from sensor.output.redis_bus import AlertPublisher, BusConfig
 from sensor.output.redis_conn import RedisSettings, bus_error, redact_url, same_slot_key
 from tests.test_bus_helpers import RedisServer, make_alert, redis_proc
@@ -152,3 +153,26 @@ def test_hwm_key_shares_the_stream_slot() -> None:
     assert same_slot_key("sekimori:alerts", ":hwm") == "{sekimori:alerts}:hwm"
     assert same_slot_key("alerts:{s1}", ":hwm") == "alerts:{s1}:hwm"
     assert same_slot_key("a{}b", ":x") == "{a{}b}:x"
+
+
+def test_stream_matches_the_eve_file_through_an_outage(
+    redis_proc: RedisServer, tmp_path: Path
+) -> None:
+    # The sensor writes each alert to the EVE file and to the bus; after Redis was killed and
+    # restarted mid-capture, the stream holds exactly the file's alerts, in order, once each.
+    eve_path = tmp_path / "eve.json"
+    writer = EveWriter(str(eve_path))
+    pub = AlertPublisher(config(redis_proc, tmp_path, batch_size=64, retry_interval_s=0.0))
+    for i in range(2000):
+        if i == 700:
+            redis_proc.kill()
+        if i == 1400:
+            redis_proc.start()
+        alert = make_alert(i, sid=3000 + i % 7)
+        writer.write(alert)
+        pub.publish(alert)
+    writer.close()
+    pub.close()
+    from_file = [orjson.loads(line) for line in eve_path.read_bytes().splitlines()]
+    assert stream_alerts(redis_proc) == from_file
+    assert pub.stats.spooled > 0 and pub.stats.replayed == pub.stats.spooled
