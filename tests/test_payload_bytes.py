@@ -190,7 +190,7 @@ def test_doc_byte_extract_within() -> None:
     )
     assert hits(spec, b"\x00\xff\x04..\x5c\x00")  # window [5, 9)
     assert not hits(spec, b"\x00\xff\x01..\x5c\x00")  # window [5, 6) is too short
-    assert not hits(spec, b"\x00\xff\x04...\x5c\x00")
+    assert not hits(spec, b"\x00\xff\x04.....\x5c\x00")
 
 
 def test_doc_byte_extract_compare_bytes() -> None:
