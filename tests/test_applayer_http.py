@@ -241,3 +241,76 @@ def test_absolute_uri_gives_path_only_and_host_from_the_uri() -> None:
     assert b["http.uri"] == b"/q?a=1"
     assert b["http.host"] == b"www.example.org"
     assert b["http.host.raw"] == b"WWW.Example.org:81"
+
+
+def _eicar_response(head: bytes, body: bytes) -> bytes:
+    return b"HTTP/1.1 200 ok\r\n" + head + b"\r\n" + body
+
+
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+def _body_of(resp: bytes, cfg: AppLayerSettings | None = None) -> bytes:
+    bodies = []
+    for step in (1, 1 << 20):
+        _, txs = run(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", resp, step=step, cfg=cfg)
+        body = txs[0].get("file.data", False)
+        assert isinstance(body, bytes)
+        bodies.append(body)
+    assert bodies[0] == bodies[1], "slicing changed the body"
+    return bodies[0]
+
+
+def test_lenient_chunk_sizes_and_fallback_to_identity() -> None:
+    # junk after the size and white space before it are ignored (libhtp)
+    chunked = b"f x\r\n" + EICAR[:15] + b"\r\n\x0c" + b"%x\r\n" % (len(EICAR) - 15)
+    chunked += EICAR[15:] + b"\r\n0\r\n\r\n"
+    assert _body_of(_eicar_response(b"Transfer-Encoding: chunked\r\n", chunked)) == EICAR
+    # "chunked" announced but the body is not: read it as identity until close
+    resp = _eicar_response(b"Transfer-Encoding: chunked x\r\nConnection: close\r\n", EICAR)
+    assert _body_of(resp) == EICAR
+
+
+def test_stacked_and_sloppy_content_encodings() -> None:
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    deflated = raw.compress(EICAR) + raw.flush()
+    layered = gzip.compress(deflated)
+    resp = _eicar_response(b"Content-Encoding: deflate\r\nContent-Encoding: gzip\r\n", layered)
+    assert _body_of(resp) == EICAR
+    # a "gzip" body that is really raw deflate, and a "gzip x" / x-deflate token
+    assert _body_of(_eicar_response(b"Content-Encoding: gzip\r\n", deflated)) == EICAR
+    assert _body_of(_eicar_response(b"Content-Encoding: gzip x\r\n", gzip.compress(EICAR))) == EICAR
+    assert (
+        _body_of(_eicar_response(b"Content-Encoding: x-deflate\r\n", zlib.compress(EICAR))) == EICAR
+    )
+    # three layers exceed the default limit of two (response-body-decompress-layer-limit)
+    triple = _eicar_response(
+        b"Content-Encoding: gzip, gzip, gzip\r\n",
+        gzip.compress(gzip.compress(gzip.compress(EICAR))),
+    )
+    assert _body_of(triple) != EICAR
+    assert _body_of(triple, AppLayerSettings(decompress_layer_limit=3)) == EICAR
+
+
+def test_gzip_with_reserved_flags_bad_header_crc_and_bad_trailer() -> None:
+    good = gzip.compress(EICAR)
+    reserved = good[:3] + b"\x80" + good[4:]
+    hcrc = good[:3] + b"\x02" + good[4:10] + b"\x00\x00" + good[10:]
+    bad_trailer = good[:-8] + b"\xff" * 8
+    for body in (reserved, hcrc, bad_trailer):
+        assert _body_of(_eicar_response(b"Content-Encoding: gzip\r\n", body)) == EICAR
+
+
+def test_response_head_quirks() -> None:
+    # a lone CR ends a response header line; an indented "Name: value" is a header
+    resp = (
+        b"HTTP/1.1 200 ok\r\nContent-Disposition: x\rContent-Encoding: deflate\r\n"
+        b"Connection: close\r\n Transfer-Encoding: chunked\r\n\r\n"
+    )
+    body = zlib.compress(EICAR)
+    chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    assert _body_of(resp + chunked) == EICAR
+    # 101 without Upgrade is an ordinary response; a 204 announcing a length has a body
+    for status in (b"101", b"204"):
+        resp = b"HTTP/1.1 " + status + b" ok\r\nContent-Length: %d\r\n\r\n" % len(EICAR) + EICAR
+        assert _body_of(resp) == EICAR

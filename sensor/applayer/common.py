@@ -52,6 +52,9 @@ class AppLayerSettings:
     * ``decompress``: gunzip/inflate response bodies (libhtp does by default).
     * ``decompression_limit``: bound on decompressed bytes kept per body (libhtp's
       ``compression-bomb-limit`` default is 1 MiB; we never keep more than the body limit anyway).
+    * ``decompress_layer_limit``: stacked content-codings undone (libhtp
+      ``response-body-decompress-layer-limit``, default 2); more is
+      ``http.too_many_encoding_layers``.
     * ``max_headers``: header count bound (libhtp ``max-headers`` default in 7 is 1024? we use
       1024) - more is ``http.request_too_many_headers``.
     * ``dns_max_names``: queries/answers kept per DNS message.
@@ -67,6 +70,7 @@ class AppLayerSettings:
     field_limit: int = 18000
     decompress: bool = True
     decompression_limit: int = 1024 * 1024
+    decompress_layer_limit: int = 2
     max_headers: int = 1024
     dns_max_names: int = 64
     tls_max_record: int = 64 * 1024

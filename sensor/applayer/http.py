@@ -24,7 +24,7 @@ from sensor.applayer.common import (
     AppLayerSettings,
     Transaction,
 )
-from sensor.applayer.http_body import IDENTITY, BodySink, coding_of
+from sensor.applayer.http_body import BodySink, codings_of
 from sensor.applayer.http_message import (
     HttpTxData,
     header_value,
@@ -126,27 +126,32 @@ class HttpParser:
 
     def _next_line(self, side: _Side) -> bytes | None:
         """The next line without its terminator, or None when it is not complete yet."""
-        nl = side.buf.find(b"\n", side.pos)
-        if nl == -1:
-            if len(side.buf) - side.pos > self.cfg.field_limit:
-                self._fail(
-                    side,
-                    "http.request_field_too_long"
-                    if side.request
-                    else "http.response_field_too_long",
-                )
+        buf, pos = side.buf, side.pos
+        nl = buf.find(b"\n", pos)
+        end, after = nl, nl + 1
+        if not side.request and side.state in (S_LINE, S_HEADERS):
+            # libhtp also ends a response head line at a lone CR (servers that send them)
+            cr = buf.find(b"\r", pos, nl if nl != -1 else len(buf))
+            if cr != -1 and cr + 1 < len(buf) and buf[cr + 1] != 0x0A:
+                end, after = cr, cr + 1
+            elif cr != -1 and cr + 1 == len(buf):
+                return None  # is a LF coming?
+        if end == -1:
+            if len(buf) - pos > self.cfg.field_limit:
+                self._fail(side, self._too_long(side))
             return None
-        line = bytes(side.buf[side.pos : nl])
-        side.pos = nl + 1
+        line = bytes(buf[pos:end])
+        side.pos = after
         if line.endswith(b"\r"):
             line = line[:-1]
         if len(line) > self.cfg.field_limit:
-            self._fail(
-                side,
-                "http.request_field_too_long" if side.request else "http.response_field_too_long",
-            )
+            self._fail(side, self._too_long(side))
             return None
         return line
+
+    @staticmethod
+    def _too_long(side: _Side) -> str:
+        return "http.request_field_too_long" if side.request else "http.response_field_too_long"
 
     # ----------------------------------------------------------------- requests
     def _step_request(self, side: _Side) -> bool:
@@ -224,7 +229,7 @@ class HttpParser:
         data.req_headers = parse_headers(side.header_lines, tx.events, True)
         request_header_buffers(tx, data, side.line, raw)
         tx.progress_ts = PROGRESS_HEADERS
-        data.req_body = BodySink(IDENTITY, self.cfg.request_body_limit)
+        data.req_body = BodySink([], self.cfg.request_body_limit)
         self._frame_body(side, tx, data.req_headers, allow_close=False)
 
     # ----------------------------------------------------------------- responses
@@ -277,19 +282,26 @@ class HttpParser:
             return
         response_header_buffers(tx, data, side.line, raw)
         tx.progress_tc = PROGRESS_HEADERS
-        coding, event = coding_of(header_value(data.resp_headers, b"content-encoding"))
-        if event:
-            tx.events.append(event)
-        if not self.cfg.decompress:
-            coding = IDENTITY
-        data.resp_body = BodySink(coding, self.cfg.response_body_limit)
-        tunnel = status == 101 or (data.method.upper() == b"CONNECT" and 200 <= status < 300)
+        codings, events = codings_of(header_value(data.resp_headers, b"content-encoding"))
+        tx.events.extend(events)
+        cfg = self.cfg
+        data.resp_body = BodySink(
+            codings if cfg.decompress else [],
+            cfg.response_body_limit,
+            cfg.decompress_layer_limit,
+            cfg.decompression_limit,
+        )
+        # libhtp only switches protocols when the 101 really announces an Upgrade
+        upgrade = status == 101 and header_value(data.resp_headers, b"upgrade") is not None
+        tunnel = upgrade or (data.method.upper() == b"CONNECT" and 200 <= status < 300)
         if tunnel:
             self._finish(side)
             side.state = S_STOP
             self._ts.state = S_STOP
             return
-        if data.method.upper() == b"HEAD" or status in (204, 304):
+        # a 204 announcing a length is read anyway (libhtp), a 304's length is the resource's
+        has_length = header_value(data.resp_headers, b"content-length") is not None
+        if data.method.upper() == b"HEAD" or status == 304 or (status == 204 and not has_length):
             self._finish(side)
             return
         self._frame_body(side, tx, data.resp_headers, allow_close=True)
@@ -344,9 +356,9 @@ class HttpParser:
         sink = self._sink(side)
         sink.add(chunk)
         assert side.tx is not None
-        if sink.event is not None:
-            side.tx.events.append(sink.event)
-            sink.event = None
+        if sink.events:
+            side.tx.events.extend(sink.events)
+            sink.events.clear()
         self._on_update(side.tx)
 
     def _body(self, side: _Side) -> bool:
@@ -369,11 +381,14 @@ class HttpParser:
                 return False
             self._consume(side, avail)
             return True
+        start = side.pos
+        if state == S_CHUNK_SIZE and self._chunk_size_hopeless(side):
+            return self._chunk_size(side, bytes(side.buf[start:]), start)
         line = self._next_line(side)
         if line is None:
             return False
         if state == S_CHUNK_SIZE:
-            return self._chunk_size(side, line)
+            return self._chunk_size(side, line, start)
         if state == S_CHUNK_END:
             side.state = S_CHUNK_SIZE  # CRLF after chunk data (libhtp tolerates junk here)
             return True
@@ -381,19 +396,33 @@ class HttpParser:
             self._finish(side)
         return True
 
-    def _chunk_size(self, side: _Side, line: bytes) -> bool:
-        text = line.split(b";", 1)[0].strip(b" \t")
-        if not text and not line.strip():
+    @staticmethod
+    def _chunk_size_hopeless(side: _Side) -> bool:
+        """True when the pending bytes can no longer start a valid chunk-size line, so the
+        decision need not wait for a line end (a non-chunked body may have none)."""
+        text = bytes(side.buf[side.pos : side.pos + 64]).lstrip(b" \t\r\n\x0b\x0c")
+        return bool(text) and text[0] not in _HEXDIGITS
+
+    def _chunk_size(self, side: _Side, line: bytes, start: int) -> bool:
+        """Parse a chunk-size line leniently, as libhtp: leading white space and trailing
+        junk are ignored; only a line without leading hex digits is invalid."""
+        text = line.lstrip(b" \t\r\n\x0b\x0c")
+        if not text:
             return True  # stray empty line before a chunk size
-        if not text or len(text) > 16 or any(c not in _HEXDIGITS for c in text):
-            self._fail(
-                side,
-                "http.invalid_request_chunk_len"
-                if side.request
-                else "http.invalid_response_chunk_len",
-            )
-            return False
-        size = int(text, 16)
+        digits = 0
+        while digits < len(text) and text[digits] in _HEXDIGITS:
+            digits += 1
+        if digits == 0 or digits > 16:
+            if side.request:
+                self._fail(side, "http.invalid_request_chunk_len")
+                return False
+            # libhtp gives up on chunking and reads the response body until close
+            assert side.tx is not None
+            side.tx.events.append("http.invalid_response_chunk_len")
+            side.pos = start
+            side.state = S_BODY_CLOSE
+            return True
+        size = int(text[:digits], 16)
         if size == 0:
             side.state = S_TRAILER
         else:

@@ -1,15 +1,17 @@
-"""HTTP body decoding: content-coding (gzip/deflate) with bounded output.
+"""HTTP body decoding: content-codings (gzip/deflate, stacked) with bounded output.
 
 Scope: one :class:`BodySink` per message body. It receives de-chunked body bytes in any
-slicing, decodes the content-coding the headers announced (``gzip``/``x-gzip``/``deflate``, as
-libhtp does by default for responses), and keeps at most ``limit`` decoded bytes - the
-inspection window (``request-body-limit`` / ``response-body-limit``). Output is bounded with
-``decompressobj.decompress(max_length=...)``, so a decompression bomb costs at most ``limit``
-bytes of memory whatever its ratio.
+slicing, undoes the content-codings the headers announced (as libhtp does by default for
+responses) and keeps at most ``limit`` decoded bytes - the inspection window
+(``request-body-limit`` / ``response-body-limit``). Like libhtp it is lenient, because the
+server's client is: codings are recognised by substring (``x-gzip``, ``gzip x``), the gzip
+header is parsed here (reserved flags and a bogus header CRC do not stop decoding), trailers
+(CRC32/ISIZE, Adler-32) are not verified, a "gzip" body that is really (zlib or raw) deflate is
+inflated anyway, and a layer that cannot be decoded at all passes its bytes through. Every
+layer's output is bounded with ``decompressobj.decompress(max_length=...)``, so a
+decompression bomb costs at most the configured limits whatever its ratio.
 
-Non-goals: brotli/zstd/lzma (Suricata 7 does not decode them either by default), multiple
-stacked encodings (treated as identity after an ``http.too_many_encoding_layers`` event),
-multipart parsing.
+Non-goals: brotli/zstd/lzma, multipart parsing.
 """
 
 from __future__ import annotations
@@ -20,38 +22,120 @@ IDENTITY = 0
 GZIP = 1
 DEFLATE = 2
 
+_RAW = -zlib.MAX_WBITS  # raw deflate: no header, no trailer check
+_FEXTRA, _FNAME, _FCOMMENT, _FHCRC = 4, 8, 16, 2
 
-def coding_of(content_encoding: bytes | None) -> tuple[int, str | None]:
-    """Map a Content-Encoding value to a coding, plus an anomaly event name if any."""
+
+def codings_of(content_encoding: bytes | None) -> tuple[list[int], list[str]]:
+    """Content-Encoding value (repeats already merged with ", ") -> codings in applied order."""
     if not content_encoding:
-        return IDENTITY, None
-    parts = [p.strip().lower() for p in content_encoding.split(b",") if p.strip()]
-    if len(parts) > 1:
-        return IDENTITY, "http.too_many_encoding_layers"
-    value = parts[0] if parts else b""
-    if value in (b"gzip", b"x-gzip"):
-        return GZIP, None
-    if value == b"deflate":
-        return DEFLATE, None
-    if value in (b"identity", b"none", b""):
-        return IDENTITY, None
-    return IDENTITY, "http.abnormal_ce_header"
+        return [], []
+    out: list[int] = []
+    events: list[str] = []
+    for token in content_encoding.lower().split(b","):
+        token = token.strip(b" \t\x00")
+        if b"gzip" in token:
+            out.append(GZIP)
+        elif b"deflate" in token:
+            out.append(DEFLATE)
+        elif token and token not in (b"identity", b"none"):
+            events.append("http.abnormal_ce_header")
+    return out, events
+
+
+def _gzip_header_len(data: bytes) -> int:
+    """Length of a gzip member header at the start of ``data``; -1 if more bytes are needed."""
+    if len(data) < 10:
+        return -1
+    flags = data[3]
+    pos = 10
+    if flags & _FEXTRA:
+        if len(data) < pos + 2:
+            return -1
+        pos += 2 + int.from_bytes(data[pos : pos + 2], "little")
+    for bit in (_FNAME, _FCOMMENT):
+        if flags & bit:
+            end = data.find(b"\x00", pos)
+            if end == -1:
+                return -1
+            pos = end + 1
+    if flags & _FHCRC:
+        pos += 2
+    return pos if len(data) >= pos else -1
+
+
+class _Layer:
+    """Undoes one content-coding, streaming."""
+
+    __slots__ = ("coding", "failed", "head", "inflater", "limit", "produced")
+
+    def __init__(self, coding: int, limit: int) -> None:
+        self.coding = coding
+        self.limit = limit
+        self.produced = 0
+        self.head = b""  # bytes held until the wrapper (gzip header / zlib header) is known
+        self.inflater: zlib._Decompress | None = None
+        self.failed = False
+
+    def _start(self) -> bytes | None:
+        """Pick the inflater from the first bytes; returns the data to inflate, None to wait."""
+        head = self.head
+        if head[:2] == b"\x1f\x8b":
+            hlen = _gzip_header_len(head)
+            if hlen == -1:
+                return None if len(head) < 64 * 1024 else head
+            self.inflater = zlib.decompressobj(wbits=_RAW)
+            return head[hlen:]
+        if len(head) < 2:
+            return None
+        self.inflater = zlib.decompressobj(wbits=_RAW)
+        zlib_wrapped = (head[0] & 0x0F) == 8 and ((head[0] << 8) | head[1]) % 31 == 0
+        return head[2:] if zlib_wrapped else head
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """Decoded bytes for ``data`` and whether this layer just failed."""
+        if self.failed:
+            return data, False
+        if self.inflater is None:
+            self.head += data
+            start = self._start()
+            if start is None:
+                return b"", False
+            self.head, data = b"", start
+        assert self.inflater is not None
+        room = self.limit - self.produced
+        if room <= 0 or self.inflater.eof:
+            return b"", False
+        try:
+            out = self.inflater.decompress(data, room)
+        except zlib.error:
+            self.failed = True  # libhtp passes the rest through undecoded
+            return (data if self.produced == 0 else b""), True
+        self.produced += len(out)
+        return out, False
 
 
 class BodySink:
     """Decoded body bytes of one message, bounded by ``limit``."""
 
-    __slots__ = ("_decomp", "_pending", "coding", "data", "event", "failed", "limit", "wire_len")
+    __slots__ = ("data", "events", "layers", "limit", "wire_len")
 
-    def __init__(self, coding: int, limit: int) -> None:
-        self.coding = coding
+    def __init__(
+        self,
+        codings: list[int],
+        limit: int,
+        layer_limit: int = 2,
+        decompression_limit: int = 1024 * 1024,
+    ) -> None:
         self.limit = limit
         self.data = bytearray()
-        self.wire_len = 0  # body bytes seen on the wire after de-chunking (EVE "length")
-        self.failed = False
-        self.event: str | None = None  # set once when decompression fails
-        self._decomp: zlib._Decompress | None = None
-        self._pending = b""  # first bytes of a deflate body until the wrapper is known
+        self.wire_len = 0  # body bytes on the wire after de-chunking (EVE "length")
+        self.events: list[str] = []  # new anomalies, drained by the parser
+        if len(codings) > layer_limit:
+            self.events.append("http.too_many_encoding_layers")
+            codings = codings[-layer_limit:] if layer_limit > 0 else []
+        # the last coding listed was applied last, so it is undone first
+        self.layers = [_Layer(c, decompression_limit) for c in reversed(codings)]
 
     @property
     def full(self) -> bool:
@@ -61,33 +145,10 @@ class BodySink:
         self.wire_len += len(chunk)
         if self.full or not chunk:
             return
-        if self.coding == IDENTITY or self.failed:
-            self.data += chunk[: self.limit - len(self.data)]
-            return
-        if self._decomp is None:
-            if self.coding == GZIP:
-                self._decomp = zlib.decompressobj(wbits=32 + zlib.MAX_WBITS)
-            else:
-                # deflate is sent both zlib-wrapped (RFC) and raw (IIS, old servers):
-                # decide from the first two bytes as libhtp does.
-                self._pending += chunk
-                if len(self._pending) < 2:
-                    return
-                chunk, self._pending = self._pending, b""
-                wrapped = (chunk[0] & 0x0F) == 8 and ((chunk[0] << 8) | chunk[1]) % 31 == 0
-                self._decomp = zlib.decompressobj(
-                    wbits=zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
-                )
-        self._inflate(chunk)
-
-    def _inflate(self, chunk: bytes) -> None:
-        assert self._decomp is not None
-        try:
-            out = self._decomp.decompress(chunk, self.limit - len(self.data))
-        except zlib.error:
-            # libhtp passes the rest through undecoded after a failure; so do we.
-            self.failed = True
-            self.event = "http.gzip_decompression_failed"
-            self.data += chunk[: self.limit - len(self.data)]
-            return
-        self.data += out
+        for layer in self.layers:
+            chunk, failed = layer.feed(chunk)
+            if failed:
+                self.events.append("http.gzip_decompression_failed")
+            if not chunk:
+                return
+        self.data += chunk[: self.limit - len(self.data)]

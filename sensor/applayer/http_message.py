@@ -17,6 +17,14 @@ from sensor.applayer.http_body import BodySink
 from sensor.applayer.uri import normalize_hostname, normalize_uri
 
 _LWS = b" \t"
+_NAME_TRAIL = b" \t\x0b\x0c"  # white space libhtp trims between a header name and its colon
+
+
+def _looks_like_header(line: bytes) -> bool:
+    colon = line.find(b":")
+    name = line[:colon].strip(_LWS)
+    return colon > 0 and bool(name) and b" " not in name and b"\t" not in name
+
 
 # Single-value header buffers: (buffer name, lower-case header name, directions it exists in).
 _REQUEST_HEADER_BUFFERS = (
@@ -77,6 +85,10 @@ def parse_headers(lines: list[bytes], events: list[str], request: bool) -> list[
     logical: list[bytes] = []
     for line in lines:
         if line[:1] in (b" ", b"\t") and logical:
+            if not request and _looks_like_header(line):
+                # libhtp: an indented "Name: value" in a response is a header, not folding
+                logical.append(line.lstrip(_LWS))
+                continue
             logical[-1] += line  # folding: libhtp appends the continuation as received
             continue
         logical.append(line)
@@ -89,9 +101,9 @@ def parse_headers(lines: list[bytes], events: list[str], request: bool) -> list[
             name, value = line.strip(_LWS), b""
         else:
             name, value = line[:colon], line[colon + 1 :].strip(_LWS)
-            if name != name.rstrip(_LWS):
+            if name != name.rstrip(_NAME_TRAIL):
                 events.append(f"http.{side}_header_invalid")
-                name = name.rstrip(_LWS)
+                name = name.rstrip(_NAME_TRAIL)
         key = name.lower()
         if key in index:
             pair = out[index[key]]
