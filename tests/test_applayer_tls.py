@@ -273,3 +273,19 @@ def test_malformed_records_are_events() -> None:
     al2.feed(False, bad_cert, 0)
     (tx2,) = al2.pop_ready()
     assert "tls.invalid_certificate" in tx2.events
+
+
+def test_client_certificate_fills_the_to_server_buffers() -> None:
+    ts, tc = tls_session()
+    client_cert = certificate(b"\x07", name((CN, "jane")), name((ORG, "Client CA")), [])
+    body = (len(client_cert) + 3).to_bytes(3, "big") + len(client_cert).to_bytes(3, "big")
+    client_flight = record(22, handshake(11, body + client_cert))
+    hello_end = len(record(22, JA3_HELLO, 0x0301))
+    ts = ts[:hello_end] + client_flight + ts[hello_end:]
+    _, tx = run(ts, tc)
+    assert tx.get("tls.cert_subject", True) == b"CN=jane"
+    assert tx.get("tls.cert_issuer", True) == b"O=Client CA"
+    assert tx.get("tls.cert_serial", True) == b"07"
+    assert tx.get("tls.cert_subject", False) == (
+        b"C=AU, ST=Some-State, O=Internet Widgits Pty Ltd, CN=bench.test"
+    )

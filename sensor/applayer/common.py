@@ -37,6 +37,13 @@ DUAL_DIRECTION_BUFFERS = frozenset(
         "http.connection",
         "http.protocol",
         "file.data",
+        # TLS certificates: the server's (to client) and, with client auth, the client's
+        "tls.cert_subject",
+        "tls.cert_issuer",
+        "tls.cert_serial",
+        "tls.cert_fingerprint",
+        "tls.certs",
+        "tls.subjectaltname",
     }
 )
 

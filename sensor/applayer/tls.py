@@ -2,7 +2,8 @@
 
 Scope: TLS 1.0-1.3 records in any TCP slicing, handshake messages spanning or sharing records,
 ClientHello (SNI, JA3, JA4), ServerHello (version, JA3S) and - where sent in clear (TLS <= 1.2)
-- the server Certificate chain (subject, issuer, serial, SHA-1 fingerprint, SAN). Like
+- the server Certificate chain (subject, issuer, serial, SHA-1 fingerprint, SAN) and, with
+client authentication, the client's (the same buffer names in the to-server direction). Like
 Suricata, a connection has a single transaction (id 0). After ChangeCipherSpec (or a TLS 1.3
 ServerHello) a direction's handshake is encrypted and no longer parsed. Anomalies use
 Suricata's ``tls.*`` event names; a malformed record stops parsing of that direction.
@@ -11,7 +12,7 @@ Progress: to-server is LINE after the ClientHello and COMPLETE once that side is
 to-client is LINE after the ServerHello, HEADERS after the Certificate and COMPLETE once
 encrypted.
 
-Non-goals: SSLv2 parsing (only detected), client certificates, session resumption state.
+Non-goals: SSLv2 parsing (only detected), session resumption state, EVE for client certs.
 """
 
 from __future__ import annotations
@@ -54,12 +55,13 @@ _MAX_RECORD = 16384 + 2048  # TLSCiphertext limit
 class TlsTxData:
     """What the handshake revealed, for EVE."""
 
-    __slots__ = ("certs", "client", "server", "version")
+    __slots__ = ("certs", "client", "client_certs", "server", "version")
 
     def __init__(self) -> None:
         self.client: Hello | None = None
         self.server: Hello | None = None
-        self.certs: list[Certificate] = []
+        self.certs: list[Certificate] = []  # the server's leaf certificate (parsed)
+        self.client_certs: list[Certificate] = []  # the client's, with client authentication
         self.version = 0
 
 
@@ -164,8 +166,10 @@ class TlsParser:
                 self._client_hello(parse_hello(msg, client=True))
             elif mtype == HS_SERVER_HELLO and not to_server and self.data.server is None:
                 self._server_hello(side, parse_hello(msg, client=False))
-            elif mtype == HS_CERTIFICATE and not to_server and not self.data.certs:
-                self._certificates(msg)
+            elif mtype == HS_CERTIFICATE:
+                seen = self.data.client_certs if to_server else self.data.certs
+                if not seen:
+                    self._certificates(msg, to_server)
         except HelloError:
             self._fail(side, "tls.invalid_handshake_message")
         except DerError:
@@ -202,7 +206,7 @@ class TlsParser:
             # TLS 1.3: everything after ServerHello is encrypted in both directions
             self._encrypted(False, side)
 
-    def _certificates(self, msg: bytes) -> None:
+    def _certificates(self, msg: bytes, to_server: bool) -> None:
         if len(msg) < 3 or int.from_bytes(msg[:3], "big") != len(msg) - 3:
             raise DerError("certificate list length mismatch")
         pos, ders = 3, []
@@ -214,21 +218,23 @@ class TlsParser:
             ders.append(der)
             pos += 3 + clen
         tx = self.tx
-        tx.set_buffer("tls.certs", ders, False)
-        tx.values["tls.cert_chain_len"] = len(ders)
+        tx.set_buffer("tls.certs", ders, to_server)
+        if not to_server:
+            tx.values["tls.cert_chain_len"] = len(ders)
         if ders:
             cert = parse_certificate(ders[0])
-            self.data.certs.append(cert)
+            (self.data.client_certs if to_server else self.data.certs).append(cert)
             for name, value in (
                 ("tls.cert_subject", cert.subject),
                 ("tls.cert_issuer", cert.issuer),
                 ("tls.cert_serial", cert.serial),
                 ("tls.cert_fingerprint", cert.fingerprint),
             ):
-                tx.set_buffer(name, value.encode("utf-8"), False)
+                tx.set_buffer(name, value.encode("utf-8"), to_server)
             if cert.san:
-                tx.set_buffer("tls.subjectaltname", list(cert.san), False)
-        tx.progress_tc = max(tx.progress_tc, PROGRESS_HEADERS)
+                tx.set_buffer("tls.subjectaltname", list(cert.san), to_server)
+        if not to_server:
+            tx.progress_tc = max(tx.progress_tc, PROGRESS_HEADERS)
         self._on_update(tx)
 
 
