@@ -24,7 +24,14 @@ from sensor.applayer.common import (
     AppLayerSettings,
     Transaction,
 )
-from sensor.applayer.http_body import BodySink, codings_of
+from sensor.applayer.http_body import (
+    CHUNK_EMPTY,
+    CHUNK_INVALID,
+    BodySink,
+    chunk_size_hopeless,
+    codings_of,
+    parse_chunk_size,
+)
 from sensor.applayer.http_message import (
     HttpTxData,
     header_value,
@@ -44,8 +51,6 @@ S_CHUNK_END = 5
 S_TRAILER = 6
 S_BODY_CLOSE = 7
 S_STOP = 8  # failed, tunnel or protocol switch: nothing more is parsed in this direction
-
-_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
 class _Side:
@@ -382,7 +387,7 @@ class HttpParser:
             self._consume(side, avail)
             return True
         start = side.pos
-        if state == S_CHUNK_SIZE and self._chunk_size_hopeless(side):
+        if state == S_CHUNK_SIZE and chunk_size_hopeless(side.buf, side.pos):
             return self._chunk_size(side, bytes(side.buf[start:]), start)
         line = self._next_line(side)
         if line is None:
@@ -396,23 +401,11 @@ class HttpParser:
             self._finish(side)
         return True
 
-    @staticmethod
-    def _chunk_size_hopeless(side: _Side) -> bool:
-        """True when the pending bytes can no longer start a valid chunk-size line, so the
-        decision need not wait for a line end (a non-chunked body may have none)."""
-        text = bytes(side.buf[side.pos : side.pos + 64]).lstrip(b" \t\r\n\x0b\x0c")
-        return bool(text) and text[0] not in _HEXDIGITS
-
     def _chunk_size(self, side: _Side, line: bytes, start: int) -> bool:
-        """Parse a chunk-size line leniently, as libhtp: leading white space and trailing
-        junk are ignored; only a line without leading hex digits is invalid."""
-        text = line.lstrip(b" \t\r\n\x0b\x0c")
-        if not text:
+        size = parse_chunk_size(line)
+        if size == CHUNK_EMPTY:
             return True  # stray empty line before a chunk size
-        digits = 0
-        while digits < len(text) and text[digits] in _HEXDIGITS:
-            digits += 1
-        if digits == 0 or digits > 16:
+        if size == CHUNK_INVALID:
             if side.request:
                 self._fail(side, "http.invalid_request_chunk_len")
                 return False
@@ -422,7 +415,6 @@ class HttpParser:
             side.pos = start
             side.state = S_BODY_CLOSE
             return True
-        size = int(text[:digits], 16)
         if size == 0:
             side.state = S_TRAILER
         else:

@@ -1,4 +1,4 @@
-"""HTTP body decoding: content-codings (gzip/deflate, stacked) with bounded output.
+"""HTTP body decoding: chunk sizes, content-codings (gzip/deflate, stacked), bounded output.
 
 Scope: one :class:`BodySink` per message body. It receives de-chunked body bytes in any
 slicing, undoes the content-codings the headers announced (as libhtp does by default for
@@ -22,6 +22,10 @@ IDENTITY = 0
 GZIP = 1
 DEFLATE = 2
 
+_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
+_CHUNK_LEADING_WS = b" \t\r\n\x0b\x0c"
+CHUNK_EMPTY = -1  # an empty line where a chunk size was expected (tolerated)
+CHUNK_INVALID = -2  # no hex digits: the body is not really chunked
 _RAW = -zlib.MAX_WBITS  # raw deflate: no header, no trailer check
 _FEXTRA, _FNAME, _FCOMMENT, _FHCRC = 4, 8, 16, 2
 
@@ -41,6 +45,27 @@ def codings_of(content_encoding: bytes | None) -> tuple[list[int], list[str]]:
         elif token and token not in (b"identity", b"none"):
             events.append("http.abnormal_ce_header")
     return out, events
+
+
+def parse_chunk_size(line: bytes) -> int:
+    """A chunk-size line read leniently, as libhtp: leading white space and anything after
+    the hex digits (extensions, junk) are ignored; returns CHUNK_EMPTY / CHUNK_INVALID."""
+    text = line.lstrip(_CHUNK_LEADING_WS)
+    if not text:
+        return CHUNK_EMPTY
+    digits = 0
+    while digits < len(text) and text[digits] in _HEXDIGITS:
+        digits += 1
+    if digits == 0 or digits > 16:
+        return CHUNK_INVALID
+    return int(text[:digits], 16)
+
+
+def chunk_size_hopeless(buf: bytearray, pos: int) -> bool:
+    """True when the bytes at ``pos`` can no longer start a chunk-size line, so the decision
+    need not wait for a line end (a body that is not really chunked may have none)."""
+    text = bytes(buf[pos : pos + 64]).lstrip(_CHUNK_LEADING_WS)
+    return bool(text) and text[0] not in _HEXDIGITS
 
 
 def _gzip_header_len(data: bytes) -> int:
