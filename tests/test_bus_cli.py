@@ -10,12 +10,12 @@ from pathlib import Path
 
 import orjson
 from click.testing import CliRunner
+from test_bus_helpers import RedisServer, make_alert, redis_proc
 
 from cli.alerts_cmd import alerts, escape, format_alert
 from responders.bus_message import from_plain_json
 from sensor.errors import BusError, ConfigError
 from sensor.output.redis_bus import AlertPublisher, BusConfig
-from tests.test_bus_helpers import RedisServer, make_alert, redis_proc
 
 __all__ = ["redis_proc"]
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from redis.cluster import RedisCluster
+from test_bus_helpers import RedisServer, free_port, make_alert
 
 from responders.bus import AlertConsumer, ConsumerConfig
 from responders.bus_message import BusMessage
 from sensor.output.redis_bus import AlertPublisher, BusConfig
 from sensor.output.redis_conn import RedisSettings, sensor_stream_key
-from tests.test_bus_helpers import RedisServer, free_port, make_alert
 
 REDIS_CLI = shutil.which("redis-cli")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from test_bus_helpers import RedisServer, make_alert, redis_proc
 
 from responders.bus import AlertConsumer, ConsumerConfig
 from responders.bus_idempotency import Outcome
@@ -18,7 +19,6 @@ from responders.bus_message import BusMessage
 from sensor.errors import BusError
 from sensor.output.redis_bus import AlertPublisher, BusConfig
 from sensor.output.redis_conn import RedisSettings
-from tests.test_bus_helpers import RedisServer, make_alert, redis_proc
 
 __all__ = ["redis_proc"]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from test_bus_helpers import RedisServer, make_alert, redis_proc
 
 from sensor.output.redis_bus import AlertPublisher, BusConfig
 from sensor.output.spool import Spool
-from tests.test_bus_helpers import RedisServer, make_alert, redis_proc
 
 __all__ = ["redis_proc"]
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from test_bus_helpers import RedisServer, make_alert, redis_proc
 
 from sensor.errors import ConfigError
 from sensor.output.eve import EveWriter
 from sensor.output.redis_bus import AlertPublisher, BusConfig
 from sensor.output.redis_conn import RedisSettings, bus_error, redact_url, same_slot_key
-from tests.test_bus_helpers import RedisServer, make_alert, redis_proc
 
 __all__ = ["redis_proc"]  # the fixture, re-exported so pytest finds it
 

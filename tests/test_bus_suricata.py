@@ -9,12 +9,12 @@ Layouts (Suricata 7 docs, output ``eve-log`` with ``filetype: redis``; default k
 from __future__ import annotations
 
 import orjson
+from test_bus_helpers import RedisServer, redis_proc
 
 from responders.bus import AlertConsumer, ConsumerConfig
 from responders.bus_idempotency import IdempotencyGuard, Outcome
 from responders.bus_sources import ChannelSource, ListSource
 from sensor.output.redis_conn import RedisSettings
-from tests.test_bus_helpers import RedisServer, redis_proc
 
 __all__ = ["redis_proc"]
 

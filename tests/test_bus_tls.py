@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from test_bus_helpers import free_port, make_alert
 
 from responders.bus import AlertConsumer, ConsumerConfig
 from sensor.errors import BusError
 from sensor.output.redis_bus import AlertPublisher, BusConfig
 from sensor.output.redis_conn import RedisSettings, connect
-from tests.test_bus_helpers import free_port, make_alert
 
 OPENSSL = shutil.which("openssl")
 REDIS_SERVER = shutil.which("redis-server")
