@@ -5,7 +5,8 @@ retry bookkeeping):
 
 * ``ideal``: "some assignment of positions satisfies every content" — Suricata agrees with
   it except for a negated content constrained only by distance (see the unit test
-  ``test_negated_distance_only_does_not_backtrack``), so those chains are excluded.
+  ``test_negated_distance_only_does_not_backtrack``) and a relative keyword anchored on a
+  negated content, so those chains are excluded.
 * ``suricata_ref``: the same enumeration with Suricata's two pruning rules written out:
   an earlier content is retried only when the next keyword is within-relative to it, and
   a found negated content without any position constraint ends the whole inspection.
@@ -13,6 +14,7 @@ retry bookkeeping):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -160,7 +162,11 @@ def test_matcher_equals_suricata_shaped_reference(chain: list[C], buf: bytes) ->
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chains, payloads)
 def test_matcher_equals_ideal_when_suricata_backtracks_fully(chain: list[C], buf: bytes) -> None:
+    # Suricata's two documented departures from "any assignment": a negated content with
+    # distance but no within, and a relative keyword whose anchor is a negated content (the
+    # content before the negated one is then never retried).
     assume(not any(c.negated and c.distance is not None and c.within is None for c in chain))
+    assume(not any(b.relative and a.negated for a, b in itertools.pairwise(chain)))
     matched, calls = run_matcher(chain, buf)
     assume(calls < RECURSION_LIMIT - 1)
     assert matched == ideal(chain, buf)
