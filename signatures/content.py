@@ -12,7 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sensor.errors import RuleError
-from signatures.inspect import DISCONTINUE, MATCH, NO_MATCH, U32, MatchEnv, Step, run_from
+from signatures.inspect import (
+    DISCONTINUE,
+    MATCH,
+    NO_MATCH,
+    U32,
+    MatchEnv,
+    Step,
+    run_from,
+    run_next,
+)
 
 _ESCAPABLE = frozenset(';"\\:')
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -209,11 +218,6 @@ class ContentStep:
             depth = (depth + offset) & U32  # variable depth counts from the offset
         return offset, depth
 
-    def _matched(self, steps: tuple[Step, ...], i: int, buf: bytes, env: MatchEnv) -> int:
-        if i + 1 == len(steps):
-            return MATCH
-        return run_from(steps, i + 1, buf, env)
-
     def run(self, steps: tuple[Step, ...], i: int, buf: bytes, env: MatchEnv) -> int:
         blen = len(buf)
         hay = env.lowered(buf) if self.nocase else buf
@@ -225,20 +229,20 @@ class ContentStep:
             offset = prev_offset if prev_offset else window_offset
             depth = min(window_depth, blen)
             if offset > depth or depth == 0:
-                return self._matched(steps, i, buf, env) if self.negated else NO_MATCH
+                return run_next(steps, i, buf, env) if self.negated else NO_MATCH
             if (self.endswith and depth < blen) or length > depth - offset:
                 found = -1
             else:
                 found = hay.find(self.pattern, offset, depth)
             if found < 0:
                 if self.negated:
-                    return self._matched(steps, i, buf, env)
+                    return run_next(steps, i, buf, env)
                 return NO_MATCH if self.relative else DISCONTINUE
             match_end = found + length
             if self.negated:
                 # Suricata compares the window length with the absolute end here
                 if self.endswith and depth - offset != match_end:
-                    return self._matched(steps, i, buf, env)
+                    return run_next(steps, i, buf, env)
                 return DISCONTINUE if self.single else NO_MATCH
             env.offset = match_end
             if not self.endswith or match_end == blen:
