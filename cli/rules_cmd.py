@@ -37,7 +37,7 @@ def check(state: CliState, files: tuple[str, ...], sets: tuple[str, ...], quiet:
     Exit status 1 when any rule failed to load.
     """
     config = load(state, sets)
-    ruleset, report = load_ruleset(
+    _ruleset, report = load_ruleset(
         files, _variables(config), classification_file=config.detect.classification_file,
         cache_dir=None,
     )  # fmt: skip

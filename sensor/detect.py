@@ -19,6 +19,7 @@ Non-goals: app-layer transaction inspection (sensor/applayer wires into this lat
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sensor.detect_state import (
     FlowDetectState,
@@ -49,6 +50,22 @@ _SS_OPS: dict[str, Callable[[int, int], bool]] = {
     ">": lambda a, b: a > b, "<": lambda a, b: a < b, "=": lambda a, b: a == b,
     "!=": lambda a, b: a != b, ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
 }  # fmt: skip
+
+
+def pseudo_packet(flow: Any, to_server: bool, ts_sec: int, ts_usec: int) -> Packet:
+    """A stand-in packet for inspecting stream data at flow end (Suricata's pseudo packet).
+
+    ``pcap_cnt`` is 0: no captured frame carries this data now, and EVE omits the field.
+    """
+    p = Packet(0, ts_sec, ts_usec, 0, b"")
+    p.ipver, p.proto, p.flow, p.to_server = flow.ipver, flow.proto, flow, to_server
+    p.vlan = flow.vlan
+    p.l4_off, p.stream_added = 0, True
+    if to_server:
+        p.src, p.sport, p.dst, p.dport = flow.src, flow.sport, flow.dst, flow.dport
+    else:
+        p.src, p.sport, p.dst, p.dport = flow.dst, flow.dport, flow.src, flow.sport
+    return p
 
 
 class DetectStats:
@@ -145,6 +162,25 @@ class Detector:
                 fstate.tail_toclient = keep
         return alerts
 
+    def flow_end(self, flow: Any, ts_sec: int, ts_usec: int) -> list[tuple[Signature, Packet]]:
+        """Inspect data left beyond a gap when a TCP session ends; alerts with their packets."""
+        out: list[tuple[Signature, Packet]] = []
+        if flow.proto != IPPROTO_TCP or not flow.tcp_session:
+            return out
+        for to_server, d in ((True, flow.toserver), (False, flow.toclient)):
+            if d is None or not d.final_chunks:
+                continue
+            chunks, d.final_chunks = d.final_chunks, []
+            for chunk in chunks:
+                fstate = flow.detect
+                if fstate is not None:  # a gap separates these bytes from what came before
+                    fstate.tail_toserver = fstate.tail_toclient = b""
+                d.new_data = chunk
+                p = pseudo_packet(flow, to_server, ts_sec, ts_usec)
+                out.extend((sig, p) for sig in self.inspect(p))
+            d.new_data = b""
+        return out
+
     # -- one signature -----------------------------------------------------------------
     def _match(self, s: Signature, p: Packet, fs: FlowDetectState | None,
                ctx: tuple[bytes, bytes, bytes]) -> bool:  # fmt: skip
@@ -165,9 +201,10 @@ class Detector:
                 return False
         if s.bit_checks and not self._bits_ok(s, p, fs):
             return False
-        if s.flowint_checks:
-            if fs is None or not all(flowint_check(fs.ints, op) for op in s.flowint_checks):
-                return False
+        if s.flowint_checks and (
+            fs is None or not all(flowint_check(fs.ints, op) for op in s.flowint_checks)
+        ):
+            return False
         if s.stream_size is not None and not self._stream_size_ok(s, p):
             return False
         if s.payload is not None:
@@ -254,7 +291,7 @@ class Detector:
         return True
 
     @staticmethod
-    def _pkt_data(s: Signature, p: Packet, prog, env: MatchEnv,  # type: ignore[no-untyped-def]
+    def _pkt_data(s: Signature, p: Packet, prog, env: MatchEnv,
                   ctx: tuple[bytes, bytes, bytes]) -> bool:  # fmt: skip
         new_data, tail, window = ctx
         flow = p.flow

@@ -32,8 +32,14 @@ class RuleError(SekimoriError):
 
     exit_code = 4
 
-    def __init__(self, reason: str, *, file: str | None = None, line: int | None = None,
-                 category: str = "invalid") -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        category: str = "invalid",
+    ) -> None:
         self.reason = reason
         self.file = file
         self.line = line
@@ -45,9 +51,13 @@ class RuleError(SekimoriError):
 class UnsupportedKeyword(RuleError):
     """The rule uses a keyword sekimori knows but does not implement (yet)."""
 
-    def __init__(self, keyword: str, **kw: object) -> None:
-        super().__init__(f"keyword '{keyword}' is not yet supported",
-                         category=f"unsupported keyword: {keyword}", **kw)  # type: ignore[arg-type]
+    def __init__(self, keyword: str, *, file: str | None = None, line: int | None = None) -> None:
+        super().__init__(
+            f"keyword '{keyword}' is not yet supported",
+            file=file,
+            line=line,
+            category=f"unsupported keyword: {keyword}",
+        )
         self.keyword = keyword
 
 

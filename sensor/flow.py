@@ -19,6 +19,7 @@ packet's flow; no flow bypass, no emergency mode, no multi-threaded hashing.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from typing import Any
 
 from sensor.config import FlowConfig, FlowTimeouts, StreamConfig
 from sensor.packet import (
@@ -122,7 +123,7 @@ class Flow:
         self.referenced = False
         self.est_pcap_cnt = -1
         self.est_value = False
-        self.detect: object | None = None
+        self.detect: Any = None  # opaque: owned by the detection engine
         self.app: object | None = None
         if pkt.proto == IPPROTO_TCP:
             self.toserver: TcpDir | None = TcpDir()
@@ -224,7 +225,7 @@ class FlowTable:
             f.referenced = True
             if pkt.proto == IPPROTO_TCP and f.tcp_state >= TCP_TIME_WAIT and self._is_reuse(f, pkt):
                 f = self._replace(f, key, pkt)
-        pkt.flow = f  # type: ignore[assignment]  # Packet declares flow as None (see report)
+        pkt.flow = f  # Packet declares flow as None (see report)
         to_server = pkt.to_server = src == f.src and sport == f.sport
         if pkt.ts_sec > f.last_sec or (pkt.ts_sec == f.last_sec and pkt.ts_usec > f.last_usec):
             f.last_sec = pkt.ts_sec

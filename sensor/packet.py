@@ -15,7 +15,10 @@ at hundreds of thousands of packets per second in Python.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sensor.flow import Flow
 
 # Link types (DLT_* values as written in pcap headers).
 DLT_NULL = 0  # BSD loopback: 4-byte host-order address family
@@ -54,68 +57,70 @@ class Packet:
     """
 
     __slots__ = (
-        # capture
-        "pcap_cnt",  # 1-based index of the frame in the capture / since start
-        "ts_sec",  # capture time, whole seconds since the epoch
-        "ts_usec",  # capture time, microseconds part
-        "linktype",  # DLT_* of the frame
-        "data",  # bytes: the whole frame as captured (or a rebuilt IP datagram after defrag)
-        "wirelen",  # original length on the wire
-        # link layer
-        "src_mac",  # bytes(6) or None
-        "dst_mac",
-        "vlan",  # tuple of VLAN ids, outermost first; () when untagged
-        # network layer
-        "ipver",  # 4, 6, or 0 when not IP
-        "ip_off",  # offset of the IP header in data
-        "ip_hlen",  # IPv4 header length incl. options; IPv6: 40 + extension headers
-        "ip_len",  # IP total length as claimed by the header (clamped to what was captured)
-        "src",  # int address
-        "dst",  # int address
-        "proto",  # L4 protocol number (IPv6: after extension headers)
-        "ttl",  # IPv4 TTL or IPv6 hop limit
-        "ip_id",  # IPv4 identification (IPv6: fragment id when fragmented, else 0)
-        "tos",  # IPv4 TOS / IPv6 traffic class
-        "frag",  # True when this datagram is a fragment (before reassembly)
-        "frag_off",  # fragment offset in bytes
-        "more_frags",  # MF flag
-        "ip6_exthdrs",  # tuple of IPv6 extension header numbers in order, () if none
-        "defragged",  # True for a datagram rebuilt from fragments
-        # transport layer
-        "l4_off",  # offset of the L4 header in data (-1 when absent/undecodable)
-        "l4_hlen",  # L4 header length (TCP incl. options, UDP 8, ICMP 8 / 4)
-        "sport",  # TCP/UDP ports; 0 otherwise
-        "dport",
-        "tcp_flags",  # int, TH_* bits
-        "seq",
         "ack",
-        "win",  # raw window field (unscaled)
-        "urg_ptr",
-        "itype",  # ICMP/ICMPv6 type, -1 when not ICMP
-        "icode",
-        "icmp_id",  # echo id / seq, -1 when the ICMP type has none
-        "icmp_seq",
-        "payload",  # bytes: L4 payload (for non-first fragments / unknown L4: IP payload)
+        "bad",  # True when the packet could not be decoded far enough for detection
+        "data",  # bytes: the whole frame as captured (or a rebuilt IP datagram after defrag)
+        "defragged",  # True for a datagram rebuilt from fragments
+        "dport",
+        "dst",  # int address
+        "dst_mac",
         # anomalies
         "events",  # list[str] of decoder event names (Suricata's names), or None
-        "bad",  # True when the packet could not be decoded far enough for detection
         # set by later stages
         "flow",  # the Flow this packet belongs to, or None
-        "to_server",  # True when travelling in the flow's client -> server direction
-        "stream_added",  # TCP: payload was accepted into the stream reassembly
+        "frag",  # True when this datagram is a fragment (before reassembly)
+        "frag_off",  # fragment offset in bytes
+        "icmp_id",  # echo id / seq, -1 when the ICMP type has none
+        "icmp_seq",
+        "icode",
         "iface",  # capture interface name (live) or None
+        "ip6_exthdrs",  # tuple of IPv6 extension header numbers in order, () if none
+        "ip_hlen",  # IPv4 header length incl. options; IPv6: 40 + extension headers
+        "ip_id",  # IPv4 identification (IPv6: fragment id when fragmented, else 0)
+        "ip_len",  # IP total length as claimed by the header (clamped to what was captured)
+        "ip_off",  # offset of the IP header in data
+        # network layer
+        "ipver",  # 4, 6, or 0 when not IP
+        "itype",  # ICMP/ICMPv6 type, -1 when not ICMP
+        "l4_hlen",  # L4 header length (TCP incl. options, UDP 8, ICMP 8 / 4)
+        # transport layer
+        "l4_off",  # offset of the L4 header in data (-1 when absent/undecodable)
+        "linktype",  # DLT_* of the frame
+        "more_frags",  # MF flag
+        "payload",  # bytes: L4 payload (for non-first fragments / unknown L4: IP payload)
+        # capture
+        "pcap_cnt",  # 1-based index of the frame in the capture / since start
+        "proto",  # L4 protocol number (IPv6: after extension headers)
+        "seq",
+        "sport",  # TCP/UDP ports; 0 otherwise
+        "src",  # int address
+        # link layer
+        "src_mac",  # bytes(6) or None
+        "stream_added",  # TCP: payload was accepted into the stream reassembly
+        "tcp_flags",  # int, TH_* bits
+        "to_server",  # True when travelling in the flow's client -> server direction
+        "tos",  # IPv4 TOS / IPv6 traffic class
+        "ts_sec",  # capture time, whole seconds since the epoch
+        "ts_usec",  # capture time, microseconds part
+        "ttl",  # IPv4 TTL or IPv6 hop limit
+        "urg_ptr",
+        "vlan",  # tuple of VLAN ids, outermost first; () when untagged
+        "win",  # raw window field (unscaled)
+        "wirelen",  # original length on the wire
     )
 
-    def __init__(self, pcap_cnt: int, ts_sec: int, ts_usec: int, linktype: int, data: bytes) -> None:
+    def __init__(
+        self, pcap_cnt: int, ts_sec: int, ts_usec: int, linktype: int, data: bytes
+    ) -> None:
         self.pcap_cnt = pcap_cnt
         self.ts_sec = ts_sec
         self.ts_usec = ts_usec
         self.linktype = linktype
         self.data = data
         self.wirelen = len(data)
-        self.src_mac = None
-        self.dst_mac = None
-        self.vlan = ()
+        self.src_mac: bytes | None = None
+        self.dst_mac: bytes | None = None
+        self.vlan: tuple[int, ...] = ()
         self.ipver = 0
         self.ip_off = -1
         self.ip_hlen = 0
@@ -129,7 +134,7 @@ class Packet:
         self.frag = False
         self.frag_off = 0
         self.more_frags = False
-        self.ip6_exthdrs = ()
+        self.ip6_exthdrs: tuple[int, ...] = ()
         self.defragged = False
         self.l4_off = -1
         self.l4_hlen = 0
@@ -145,12 +150,12 @@ class Packet:
         self.icmp_id = -1
         self.icmp_seq = -1
         self.payload = b""
-        self.events = None
+        self.events: list[str] | None = None
         self.bad = False
-        self.flow = None
+        self.flow: Flow | None = None
         self.to_server = True
         self.stream_added = False
-        self.iface = None
+        self.iface: str | None = None
 
     def add_event(self, name: str) -> None:
         """Record a decoder anomaly (Suricata's event name, e.g. ``ipv4.trunc_pkt``)."""
@@ -171,5 +176,7 @@ class Packet:
         return self.data[self.l4_off : self.l4_off + self.l4_hlen]
 
     def __repr__(self) -> str:  # debugging aid only
-        fields: dict[str, Any] = {s: getattr(self, s) for s in ("pcap_cnt", "ipver", "proto", "sport", "dport")}
+        fields: dict[str, Any] = {
+            s: getattr(self, s) for s in ("pcap_cnt", "ipver", "proto", "sport", "dport")
+        }
         return f"Packet({fields})"

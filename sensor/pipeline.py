@@ -100,9 +100,11 @@ class _Loop:
         self.alerts = 0
         self.by_severity: Counter[int] = Counter()
         self.next_expire = 0
+        self.last_sec = self.last_usec = 0
 
     def packet(self, p: Packet) -> None:
         self.packets += 1
+        self.last_sec, self.last_usec = p.ts_sec, p.ts_usec
         self.bytes += p.wirelen
         extra = self.decoder.decode(p)
         if not p.bad:
@@ -110,8 +112,17 @@ class _Loop:
         if extra is not None and not extra.bad:
             self._inspect(extra)
         if p.ts_sec >= self.next_expire:
-            self.flows.expire(p.ts_sec)
+            self.end_flows(self.flows.expire(p.ts_sec), p.ts_sec, p.ts_usec)
             self.next_expire = p.ts_sec + 1
+
+    def end_flows(self, flows: list, ts_sec: int, ts_usec: int) -> None:
+        for f in flows:
+            for sig, pseudo in self.detector.flow_end(f, ts_sec, ts_usec):
+                self._emit([sig], pseudo)
+
+    def finish(self) -> None:
+        """End of input: every flow ends now (at the last packet's time)."""
+        self.end_flows(self.flows.flush_all(), self.last_sec, self.last_usec)
 
     def _inspect(self, p: Packet) -> None:
         if p.ipver and (p.l4_off >= 0 or p.proto not in (6, 17, 1, 58)) and not p.frag:
@@ -120,7 +131,7 @@ class _Loop:
         if hits:
             self._emit(hits, p)
 
-    def _emit(self, hits: list, p: Packet) -> None:  # type: ignore[type-arg]
+    def _emit(self, hits: list, p: Packet) -> None:
         for sig in hits:
             self.alerts += 1
             self.by_severity[sig.severity] += 1
@@ -130,7 +141,7 @@ class _Loop:
                 self.publisher.publish(alert_record(sig, p, sensor_id=self.sensor_id))
 
 
-def _frames(request: RunRequest, config: Config) -> tuple[Iterator, Any]:  # type: ignore[type-arg]
+def _frames(request: RunRequest, config: Config) -> tuple[Iterator, Any]:
     if request.pcap is not None:
         cap = open_capture(request.pcap)
         return iter(cap), cap
@@ -139,7 +150,6 @@ def _frames(request: RunRequest, config: Config) -> tuple[Iterator, Any]:  # typ
     live = LiveCapture(request.iface, snaplen=c.snaplen, promisc=c.promisc, bpf=c.bpf,
                        immediate=c.immediate, buffer_size=c.buffer_size)  # fmt: skip
     return iter(live), live
-
 
 
 def run(config: Config, request: RunRequest) -> RunSummary:
@@ -181,13 +191,11 @@ def run(config: Config, request: RunRequest) -> RunSummary:
     )  # fmt: skip
 
 
-def _drive(loop: _Loop, frames: Iterator, source: Any, request: RunRequest) -> None:  # type: ignore[type-arg]
+def _drive(loop: _Loop, frames: Iterator, source: Any, request: RunRequest) -> None:
     progress = request.progress
     total = getattr(source, "size", 0) or 0
-    cnt = 0
     next_tick = 0.0
-    for ts_sec, ts_usec, linktype, data, wirelen in frames:
-        cnt += 1
+    for cnt, (ts_sec, ts_usec, linktype, data, wirelen) in enumerate(frames, 1):
         p = Packet(cnt, ts_sec, ts_usec, linktype, data)
         p.wirelen = wirelen
         loop.packet(p)
@@ -196,6 +204,7 @@ def _drive(loop: _Loop, frames: Iterator, source: Any, request: RunRequest) -> N
             if now >= next_tick:
                 progress(getattr(source, "position", 0), total)
                 next_tick = now + 0.1
+    loop.finish()
     if progress is not None:
         progress(total, total)
 

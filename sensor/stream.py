@@ -41,6 +41,19 @@ def seq_diff(a: int, b: int) -> int:
     return d - _SEQ_SPAN if d & _SEQ_HALF else d
 
 
+def _coalesce(held: list[tuple[int, bytes]]) -> list[bytes]:
+    """Sorted, non-overlapping held segments -> their contiguous runs of bytes."""
+    runs: list[bytes] = []
+    end = -1
+    for off, seg in held:
+        if off == end and runs:
+            runs[-1] += seg
+        else:
+            runs.append(seg)
+        end = off + len(seg)
+    return runs
+
+
 def _seg_start(seg: tuple[int, bytes]) -> int:
     return seg[0]
 
@@ -98,6 +111,7 @@ class TcpDir:
         "depth_reached",
         "fin_consumed",  # 1 once an in-order FIN advanced next_seq past the data
         "fin_seen",
+        "final_chunks",  # held data left at session end, in contiguous pieces (see release)
         "gap_ack",  # peer ACKed up to here but we never saw the bytes (None: no gap pending)
         "held",  # out-of-order segments: sorted, non-overlapping [(offset, bytes)]
         "held_bytes",
@@ -134,6 +148,7 @@ class TcpDir:
         self.gap_ack: int | None = None
         self.held: list[tuple[int, bytes]] = []
         self.held_bytes = 0
+        self.final_chunks: list[bytes] = []
         self.unacked: deque[tuple[int, bytes]] = deque()
         self.unacked_bytes = 0
 
@@ -220,6 +235,9 @@ class StreamEngine:
             self.stats.retransmissions += 1
             self.event(pkt, "stream.pkt_retransmission")
             self._compare_delivered(d, start, data, pkt)
+            # Nothing new, but these bytes belong to the stream: the packet must not be
+            # inspected again on its own (a retransmitted attack is one attack, one alert).
+            pkt.stream_added = True
             return False
         if start < d.delivered:
             self.stats.overlaps += 1
@@ -392,7 +410,14 @@ class StreamEngine:
         return target if first <= target else first
 
     def release(self, d: TcpDir, keep_unacked: bool = False) -> None:
-        """Forget buffered bytes of ``d`` (session end, depth, eviction)."""
+        """Forget buffered bytes of ``d`` (session end, depth, eviction).
+
+        At session end (``keep_unacked`` False) held out-of-order data is kept aside in
+        ``final_chunks``, joined where contiguous: like Suricata flushing a stream at flow
+        timeout, detection gets one last look at data that arrived beyond a gap.
+        """
+        if not keep_unacked and d.held and not d.depth_reached:
+            d.final_chunks = _coalesce(d.held)
         self.stats.reassembly_memuse -= d.held_bytes
         d.held = []
         d.held_bytes = 0

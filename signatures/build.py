@@ -148,8 +148,11 @@ class SignatureBuilder:
         classtype = self._classes.get(draft.classtype) if draft.classtype else None
         if draft.classtype and classtype is None:
             raise RuleError(f"unknown classtype '{draft.classtype}'", category="unknown classtype")
-        severity = draft.priority if draft.priority is not None else (
-            classtype.priority if classtype else 3)
+        severity = (
+            draft.priority
+            if draft.priority is not None
+            else (classtype.priority if classtype else 3)
+        )
         ip_only = (
             not programs
             and not draft.checks

@@ -52,7 +52,7 @@ def _order_key(sig: Signature, index: int) -> tuple[int, ...]:
     hostbits = [b for b in (*sig.bit_checks, *sig.bit_actions) if b.kind == "hostbits"]
     xbits = [b for b in (*sig.bit_checks, *sig.bit_actions) if b.kind == "xbits"]
 
-    def cls(bits: list) -> int:  # type: ignore[type-arg]
+    def cls(bits: list) -> int:
         reads = any(b.is_check for b in bits)
         writes = any(not b.is_check for b in bits)
         return 1 if reads and writes else 0 if writes else 2 if reads else FB_NONE
@@ -83,8 +83,9 @@ def _applies_to(sig: Signature, key: int) -> bool:
     return sig.l4 is None or key in sig.l4
 
 
-def compile_ruleset(sigs: Sequence[Signature], cache_dir: str | None = None,
-                    stream_window_cap: int = 4096) -> CompiledRuleset:
+def compile_ruleset(
+    sigs: Sequence[Signature], cache_dir: str | None = None, stream_window_cap: int = 4096
+) -> CompiledRuleset:
     """Order the signatures and build one group per L4 protocol."""
     ordered = order_signatures(sigs)
     cache = _Cache(cache_dir)

@@ -161,7 +161,7 @@ def parse_flowint(value: str | None) -> FlowintOp:
     return FlowintOp(name, op, val)
 
 
-FLOWINT_CHECKS = frozenset(_FLOWINT_COMPARE + ("isset", "notset"))
+FLOWINT_CHECKS = frozenset((*_FLOWINT_COMPARE, "isset", "notset"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +174,9 @@ class StreamSize:
 def parse_stream_size(value: str | None) -> StreamSize:
     parts = [p.strip() for p in (value or "").split(",")]
     if len(parts) != 3 or parts[0] not in ("server", "client", "both", "either"):
-        raise RuleError(f"stream_size: expected '<server|client|both|either>,<op>,<n>', got '{value}'")
+        raise RuleError(
+            f"stream_size: expected '<server|client|both|either>,<op>,<n>', got '{value}'"
+        )
     if parts[1] not in (">", "<", "=", "!=", ">=", "<="):
         raise RuleError(f"stream_size: unknown operator '{parts[1]}'")
     if not parts[2].isdigit():

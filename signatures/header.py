@@ -52,7 +52,12 @@ def _is_icmp(p: Packet) -> bool:
 
 def dsize(value: str | None) -> Check:
     m = parse_uint("dsize", value, 65535).test
-    return lambda p: m(len(p.payload))
+    # Suricata requires a payload unless the comparison is "less than" or "equals 0": an
+    # empty packet never matches dsize:!9 or dsize:>=0.
+    text = (value or "").strip()
+    if text.startswith("<") or text.lstrip("=").strip() == "0":
+        return lambda p: m(len(p.payload))
+    return lambda p: bool(p.payload) and m(len(p.payload))
 
 
 def ttl(value: str | None) -> Check:
@@ -75,7 +80,9 @@ def tos(value: str | None) -> Check:
         raise RuleError(f"tos: invalid value '{value}'") from exc
     if not 0 <= n <= 255:
         raise RuleError(f"tos: value {n} out of range 0-255")
-    return (lambda p: p.ipver == 4 and p.tos != n) if neg else (lambda p: p.ipver == 4 and p.tos == n)
+    return (
+        (lambda p: p.ipver == 4 and p.tos != n) if neg else (lambda p: p.ipver == 4 and p.tos == n)
+    )
 
 
 def ip_proto(value: str | None) -> Check:

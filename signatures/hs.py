@@ -62,9 +62,13 @@ class LiteralSet:
         ]
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         try:
-            db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+            db.compile(
+                expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags
+            )
         except hyperscan.HyperscanError as exc:
-            raise RuleError(f"Hyperscan could not compile {len(exprs)} fast patterns: {exc}") from exc
+            raise RuleError(
+                f"Hyperscan could not compile {len(exprs)} fast patterns: {exc}"
+            ) from exc
         return cls(db, len(exprs))
 
     def scan(self, data: bytes) -> set[int]:
@@ -80,10 +84,7 @@ class LiteralSet:
 
     @classmethod
     def loads(cls, blob: bytes, count: int) -> LiteralSet:
-        try:
-            db = hyperscan.loadb(blob, mode=hyperscan.HS_MODE_BLOCK)
-        except TypeError:  # older bindings take no mode argument
-            db = hyperscan.loadb(blob)
+        db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
         # A deserialised database has no scratch yet; allocate it here, once.
         try:
             db.scratch = hyperscan.Scratch(db)

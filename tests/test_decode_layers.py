@@ -306,20 +306,20 @@ def test_udp_trailing_bytes_and_ethernet_padding_ignored() -> None:
 def test_udp_length_anomalies() -> None:
     too_long = struct.pack("!HHHH", 1, 2, 50, 0) + b"ab"
     pkt = decode(228, bytes(dpkt.ip.IP(src=SRC4, dst=DST4, p=17, data=too_long)))
-    assert pkt.bad and pkt.events == ["udp.pkt_too_small"]
+    assert not pkt.bad and pkt.l4_off == -1 and pkt.events == ["udp.pkt_too_small"]
     short = struct.pack("!HHHH", 1, 2, 4, 0)
     pkt = decode(228, bytes(dpkt.ip.IP(src=SRC4, dst=DST4, p=17, data=short)))
-    assert pkt.bad and pkt.events == ["udp.hlen_invalid"]
+    assert not pkt.bad and pkt.l4_off == -1 and pkt.events == ["udp.hlen_invalid"]
 
 
 def test_tcp_header_anomalies() -> None:
     raw = bytearray(tcp4(payload=b""))
     raw[20 + 12] = 0x40  # data offset 4 words = 16 bytes < 20
     pkt = decode(228, bytes(raw))
-    assert pkt.bad and pkt.events == ["tcp.invalid_optlen"]
+    assert not pkt.bad and pkt.l4_off == -1 and pkt.events == ["tcp.invalid_optlen"]
     raw[20 + 12] = 0xF0  # 60 bytes claimed, 20 present
     pkt = decode(228, bytes(raw))
-    assert pkt.bad and pkt.events == ["tcp.hlen_too_small"]
+    assert not pkt.bad and pkt.l4_off == -1 and pkt.events == ["tcp.hlen_too_small"]
 
 
 def test_ipv4_header_anomalies() -> None:

@@ -90,7 +90,7 @@ def test_truncated_l4_inside_valid_ip_lengths() -> None:
         ip = dpkt.ip.IP(src=b"\1\1\1\1", dst=b"\2\2\2\2", p=proto, data=b"\0" * size)
         pkt = Packet(1, 0, 0, 228, bytes(ip))
         Decoder().decode(pkt)
-        assert pkt.bad and pkt.events == [event]
+        assert not pkt.bad and pkt.l4_off == -1 and pkt.events == [event]
 
 
 @settings(max_examples=3000, deadline=None)

@@ -107,7 +107,7 @@ class Conn:
         p = Packet(self.cnt, self.ts, self.cnt, 101, raw)
         p.ipver, p.ip_off, p.ip_hlen, p.ip_len = 4, 0, 20, len(raw)
         p.src, p.dst, p.proto, p.ttl, p.vlan = sa, da, proto, 64 if to_server else 63, self.vlan
-        p.src_mac = b"\x02\x00\x00\x00\x00\x01" if to_server else b"\x02\x00\x00\x00\x00\x02"  # type: ignore[assignment]
+        p.src_mac = b"\x02\x00\x00\x00\x00\x01" if to_server else b"\x02\x00\x00\x00\x00\x02"
         p.l4_off, p.l4_hlen, p.sport, p.dport = 20, hlen, sp, dp
         p.payload = data
         if proto == IPPROTO_TCP:
@@ -370,7 +370,12 @@ def test_port_reuse_after_close_starts_a_new_flow() -> None:
     cs, _ = c.handshake()
     old = c.send(True, TH_RST, cs).flow
     new = c.send(True, TH_SYN, 90_000).flow
-    assert new is not old and new.tcp_state == TCP_SYN_SENT and t.stats.flows_reused == 1
+    assert (
+        new is not None
+        and new is not old
+        and new.tcp_state == TCP_SYN_SENT
+        and t.stats.flows_reused == 1
+    )
     assert old in t.expire(T0) and len(t) == 1
 
 
@@ -401,7 +406,12 @@ def test_port_reuse_from_time_wait() -> None:
     old = flow(c.send(True, TH_FIN | TH_ACK, cs, ss + 1))
     assert old.tcp_state == TCP_TIME_WAIT
     new = flow(c.send(True, TH_SYN, 77_000))
-    assert new is not old and new.tcp_state == TCP_SYN_SENT and t.stats.flows_reused == 1
+    assert (
+        new is not None
+        and new is not old
+        and new.tcp_state == TCP_SYN_SENT
+        and t.stats.flows_reused == 1
+    )
 
 
 def test_data_on_the_completing_ack_counts_as_established() -> None:

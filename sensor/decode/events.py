@@ -25,3 +25,17 @@ def note(pkt: Packet, stats: Counter[str], name: str) -> None:
     """An anomaly worth reporting that does not stop decoding."""
     pkt.add_event(name)
     stats[name] += 1
+
+
+def l4_invalid(pkt: Packet, stats: Counter[str], name: str) -> None:
+    """The transport header is unusable: record ``name`` and drop the L4 view only.
+
+    As in Suricata, the packet still goes to detection as a bare IP packet (no ports, no
+    payload), so IP-level rules keep seeing traffic an attacker malformed on purpose.
+    """
+    pkt.add_event(name)
+    stats[name] += 1
+    pkt.l4_off = -1
+    pkt.l4_hlen = 0
+    pkt.sport = pkt.dport = 0
+    pkt.payload = b""

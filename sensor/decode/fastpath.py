@@ -98,7 +98,7 @@ def fast_decode(pkt: Packet, stats: Counter[str]) -> bool:
         return False
     pkt.dst_mac, pkt.src_mac = _MACS.unpack_from(data, 0)
     if vlan:
-        pkt.vlan = vlan  # type: ignore[assignment]  # Packet types this field from its None/() default
+        pkt.vlan = vlan  # Packet types this field from its None/() default
         stats["vlan"] += 1
     pkt.ipver = ipver
     pkt.ip_off = ip_off

@@ -15,7 +15,7 @@ import struct
 from collections import Counter
 from typing import Final
 
-from sensor.decode.events import invalid, note
+from sensor.decode.events import l4_invalid, note
 from sensor.packet import Packet
 
 ICMP_HDR: Final = struct.Struct("!BBHHH")  # type, code, checksum, id, seq
@@ -34,7 +34,7 @@ def _decode_icmp(
 ) -> None:
     stats[family] += 1
     if end - start < 8:
-        invalid(pkt, stats, f"{family}.pkt_too_small")
+        l4_invalid(pkt, stats, f"{family}.pkt_too_small")
         return
     itype, icode, _csum, ident, seq = ICMP_HDR.unpack_from(pkt.data, start)
     pkt.l4_off = start
@@ -47,9 +47,28 @@ def _decode_icmp(
     pkt.payload = pkt.data[start + 8 : end]
 
 
+def _icmpv4_hlen(pkt: Packet, start: int, end: int) -> int:
+    """Header length as Suricata counts it for ``icmpv4.hdr``: types with fixed fields
+    beyond the first 8 bytes (timestamps, router advertisement entries) include them."""
+    t = pkt.itype
+    if t in (13, 14):  # timestamp request/reply: three 32-bit timestamps
+        hlen = 20
+    elif t == 9 and end - start >= 8:  # router advertisement: naddr * entry size words
+        naddr, size = pkt.data[start + 4], pkt.data[start + 5]
+        hlen = 8 + naddr * size * 4
+    else:
+        return 8
+    return hlen if start + hlen <= end else 8
+
+
 def decode_icmpv4(pkt: Packet, start: int, end: int, stats: Counter[str]) -> None:
     """Decode the ICMPv4 message in ``pkt.data[start:end]``."""
     _decode_icmp(pkt, start, end, stats, "icmpv4", ICMPV4_ID_SEQ_TYPES)
+    if pkt.l4_off >= 0:
+        hlen = _icmpv4_hlen(pkt, start, end)
+        if hlen != 8:
+            pkt.l4_hlen = hlen
+            pkt.payload = pkt.data[start + hlen : end]
     if pkt.itype > _ICMPV4_MAX_KNOWN_TYPE:
         note(pkt, stats, "icmpv4.unknown_type")
 

@@ -102,11 +102,11 @@ def _walk_ext_headers(
         elif nh == NH_AH and (data[p + 2] or data[p + 3]):
             note(pkt, stats, "ipv6.exthdr_ah_res_not_null")
         elif nh == NH_FRAGMENT and _fragment_header(pkt, data, p, end, stats):
-            pkt.ip6_exthdrs = tuple(seen)  # type: ignore[assignment]  # Packet types this field from its None/() default
+            pkt.ip6_exthdrs = tuple(seen)  # Packet types this field from its None/() default
             return True
         nh = data[p]
         p += hlen
-    pkt.ip6_exthdrs = tuple(seen)  # type: ignore[assignment]  # Packet types this field from its None/() default
+    pkt.ip6_exthdrs = tuple(seen)  # Packet types this field from its None/() default
     pkt.proto = nh
     pkt.ip_hlen = p - off
     if nh == NH_NONE and p < end:

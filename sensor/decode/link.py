@@ -65,7 +65,7 @@ def _by_ethertype(
             tci, ethertype = _VLAN.unpack_from(data, off)
             ids.append(tci & 0x0FFF)
             off += 4
-        pkt.vlan = tuple(ids)  # type: ignore[assignment]  # Packet types this field from its None/() default
+        pkt.vlan = tuple(ids)  # Packet types this field from its None/() default
     if ethertype == ETH_P_IP:
         return 4, off
     if ethertype == ETH_P_IPV6:
@@ -78,8 +78,8 @@ def _ethernet(pkt: Packet, data: bytes, stats: Counter[str], max_vlan: int) -> t
         invalid(pkt, stats, "ethernet.pkt_too_small")
         return NOT_IP
     stats["ethernet"] += 1
-    pkt.dst_mac = data[0:6]  # type: ignore[assignment]  # Packet types this field from its None/() default
-    pkt.src_mac = data[6:12]  # type: ignore[assignment]  # Packet types this field from its None/() default
+    pkt.dst_mac = data[0:6]  # Packet types this field from its None/() default
+    pkt.src_mac = data[6:12]  # Packet types this field from its None/() default
     (ethertype,) = _U16.unpack_from(data, 12)
     return _by_ethertype(pkt, data, ethertype, 14, stats, max_vlan)
 
@@ -90,7 +90,7 @@ def _sll(pkt: Packet, data: bytes, stats: Counter[str], max_vlan: int) -> tuple[
         return NOT_IP
     (halen,) = _U16.unpack_from(data, 4)
     if halen == 6:
-        pkt.src_mac = data[6:12]  # type: ignore[assignment]  # Packet types this field from its None/() default
+        pkt.src_mac = data[6:12]  # Packet types this field from its None/() default
     (protocol,) = _U16.unpack_from(data, 14)
     return _by_ethertype(pkt, data, protocol, _SLL_LEN, stats, max_vlan)
 
@@ -100,7 +100,7 @@ def _sll2(pkt: Packet, data: bytes, stats: Counter[str], max_vlan: int) -> tuple
         invalid(pkt, stats, "sll.pkt_too_small")
         return NOT_IP
     if data[11] == 6:
-        pkt.src_mac = data[12:18]  # type: ignore[assignment]  # Packet types this field from its None/() default
+        pkt.src_mac = data[12:18]  # Packet types this field from its None/() default
     (protocol,) = _U16.unpack_from(data, 0)
     return _by_ethertype(pkt, data, protocol, _SLL2_LEN, stats, max_vlan)
 

@@ -17,7 +17,7 @@ import struct
 from collections import Counter
 from typing import Final
 
-from sensor.decode.events import invalid
+from sensor.decode.events import l4_invalid
 from sensor.packet import IPPROTO_TCP, Packet
 
 TCP_HDR: Final = struct.Struct("!HHIIBBHHH")
@@ -37,15 +37,15 @@ def decode_tcp(pkt: Packet, start: int, end: int, stats: Counter[str]) -> None:
     stats["tcp"] += 1
     data = pkt.data
     if end - start < 20:
-        invalid(pkt, stats, "tcp.pkt_too_small")
+        l4_invalid(pkt, stats, "tcp.pkt_too_small")
         return
     sport, dport, seq, ack, off_byte, flags, win, _csum, urg = TCP_HDR.unpack_from(data, start)
     hlen = (off_byte >> 4) << 2
     if end - start < hlen:
-        invalid(pkt, stats, "tcp.hlen_too_small")
+        l4_invalid(pkt, stats, "tcp.hlen_too_small")
         return
     if hlen < 20:
-        invalid(pkt, stats, "tcp.invalid_optlen")
+        l4_invalid(pkt, stats, "tcp.invalid_optlen")
         return
     pkt.l4_off = start
     pkt.l4_hlen = hlen

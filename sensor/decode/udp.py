@@ -14,7 +14,7 @@ import struct
 from collections import Counter
 from typing import Final
 
-from sensor.decode.events import invalid
+from sensor.decode.events import l4_invalid
 from sensor.packet import Packet
 
 UDP_HDR: Final = struct.Struct("!HHHH")
@@ -25,14 +25,14 @@ def decode_udp(pkt: Packet, start: int, end: int, stats: Counter[str]) -> None:
     stats["udp"] += 1
     data = pkt.data
     if end - start < 8:
-        invalid(pkt, stats, "udp.hlen_too_small")
+        l4_invalid(pkt, stats, "udp.hlen_too_small")
         return
     sport, dport, length, _csum = UDP_HDR.unpack_from(data, start)
     if length > end - start:
-        invalid(pkt, stats, "udp.pkt_too_small")
+        l4_invalid(pkt, stats, "udp.pkt_too_small")
         return
     if length < 8:
-        invalid(pkt, stats, "udp.hlen_invalid")
+        l4_invalid(pkt, stats, "udp.hlen_invalid")
         return
     pkt.l4_off = start
     pkt.l4_hlen = 8

@@ -40,7 +40,13 @@ def _metadata(items: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _action(sig: Signature, mode: str) -> str:
-    if mode == "prevent" and sig.action in ("drop", "reject", "rejectsrc", "rejectdst", "rejectboth"):
+    if mode == "prevent" and sig.action in (
+        "drop",
+        "reject",
+        "rejectsrc",
+        "rejectdst",
+        "rejectboth",
+    ):
         return "blocked"
     return "allowed"
 
@@ -66,7 +72,8 @@ def alert_record(sig: Signature, p: Packet, mode: str = "detect",
     if p.itype >= 0:
         rec["icmp_type"] = p.itype
         rec["icmp_code"] = p.icode
-    rec["pcap_cnt"] = p.pcap_cnt
+    if p.pcap_cnt:
+        rec["pcap_cnt"] = p.pcap_cnt
     if flow is not None:
         rec["direction"] = "to_server" if p.to_server else "to_client"
     alert: dict[str, Any] = {
