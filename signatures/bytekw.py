@@ -47,6 +47,12 @@ def int_or_var(text: str, keyword: str, what: str, known: frozenset[str]) -> tup
 
 def strtoull(chunk: bytes, base: int) -> int | None:
     """Value of the number at the start of ``chunk`` as C's strtoull reads it; None if none."""
+    parsed = read_c_number(chunk, base)
+    return None if parsed is None else parsed[0]
+
+
+def read_c_number(chunk: bytes, base: int) -> tuple[int, int] | None:
+    """(value, bytes consumed) like strtoull: spaces, sign, 0x for hex, then digits."""
     i, n = 0, len(chunk)
     while i < n and chunk[i] in _C_SPACE:
         i += 1
@@ -66,7 +72,7 @@ def strtoull(chunk: bytes, base: int) -> int | None:
     value = int(chunk[start:i], base)
     if value > U64:
         return None  # ERANGE: Suricata reports no match
-    return (-value) & U64 if negative else value
+    return ((-value) & U64 if negative else value), i
 
 
 class Extractor:
@@ -95,11 +101,10 @@ class Extractor:
         if (relative and avail <= 0) or pos < 0 or nbytes > avail or nbytes <= 0:
             return None
         if self.string:
-            value = strtoull(buf[pos : pos + nbytes], self.base)
-            if value is None:
+            parsed = read_c_number(buf[pos : pos + nbytes], self.base)
+            if parsed is None:
                 return None
-            # strtoull consumed a prefix; Suricata moves on by the bytes it consumed
-            consumed = _consumed(buf[pos : pos + nbytes], self.base)
+            value, consumed = parsed  # Suricata moves on by the bytes strtoull consumed
         else:
             value = int.from_bytes(buf[pos : pos + nbytes], "little" if self.little else "big")
             consumed = nbytes
@@ -108,17 +113,6 @@ class Extractor:
             if value and self.shift:
                 value >>= self.shift
         return value, pos + consumed
-
-
-def _consumed(chunk: bytes, base: int) -> int:
-    m = re.match(
-        rb"[ \t\n\x0b\x0c\r]*[+-]?" + (rb"(?:0[xX](?=[0-9a-fA-F]))?" if base == 16 else b""), chunk
-    )
-    i = m.end() if m else 0
-    digits = "0123456789abcdef"[:base]
-    while i < len(chunk) and chr(chunk[i]).lower() in digits:
-        i += 1
-    return i
 
 
 class ByteOptions:
