@@ -26,10 +26,12 @@ from sensor.capture import LiveCapture, open_capture
 from sensor.config import Config
 from sensor.decode import Decoder
 from sensor.detect import Detector
+from sensor.extensions import AlertEvent, Extensions, build_extensions
 from sensor.flow import FlowTable
-from sensor.output.alert import alert_record
+from sensor.output.alert import alert_record, response_context
 from sensor.output.eve import EveWriter
 from sensor.packet import Packet
+from signatures.rule import Signature
 from signatures.ruleset import RulesetReport, load_ruleset
 from signatures.variables import Variables
 
@@ -87,17 +89,18 @@ def _log_ruleset(report: RulesetReport) -> None:
 class _Loop:
     """The per-packet path and its counters."""
 
-    def __init__(self, config: Config, detector: Detector, eve: EveWriter | None,
-                 publisher: Any) -> None:  # fmt: skip
+    def __init__(self, config: Config, detector: Detector, ext: Extensions) -> None:
         self.decoder = Decoder()
         self.flows = FlowTable(config.flow, config.stream)
         self.detector = detector
-        self.eve = eve
-        self.publisher = publisher
-        self.sensor_id = config.sensor_id
+        self.observers = tuple(ext.observers)
+        self.policies = tuple(ext.policies)
+        self.sinks = tuple(ext.sinks)
+        self.mode = "detect"
         self.packets = 0
         self.bytes = 0
         self.alerts = 0
+        self.suppressed = 0
         self.by_severity: Counter[int] = Counter()
         self.next_expire = 0
         self.last_sec = self.last_usec = 0
@@ -128,17 +131,54 @@ class _Loop:
         if p.ipver and (p.l4_off >= 0 or p.proto not in (6, 17, 1, 58)) and not p.frag:
             self.flows.process(p)
         hits = self.detector.inspect(p)
+        for obs in self.observers:
+            more = obs.observe(p)
+            if more:
+                hits = [*hits, *more]
         if hits:
             self._emit(hits, p)
 
-    def _emit(self, hits: list, p: Packet) -> None:
+    def _emit(self, hits: list[Signature], p: Packet) -> None:
         for sig in hits:
+            event = AlertEvent(alert_record(sig, p, self.mode), sig, p)
+            if not all(policy.annotate(event) for policy in self.policies):
+                self.suppressed += 1
+                continue
             self.alerts += 1
             self.by_severity[sig.severity] += 1
-            if self.eve is not None:
-                self.eve.write(alert_record(sig, p))
-            if self.publisher is not None:
-                self.publisher.publish(alert_record(sig, p, sensor_id=self.sensor_id))
+            for sink in self.sinks:
+                sink.write(event)
+
+
+class EveSink:
+    """Alerts to an EVE file or stdout, exactly as built (Suricata's layout)."""
+
+    def __init__(self, writer: EveWriter) -> None:
+        self._writer = writer
+
+    def write(self, event: AlertEvent) -> None:
+        self._writer.write(event.record)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class RedisSink:
+    """Alerts to the Redis bus, with the response context responders need."""
+
+    def __init__(self, publisher: Any, sensor_id: str) -> None:
+        self._publisher = publisher
+        self._sensor_id = sensor_id
+
+    def write(self, event: AlertEvent) -> None:
+        record = dict(event.record)
+        ctx = response_context(event.signature, event.packet, "detect", self._sensor_id)
+        ctx.update(record.get("sekimori") or {})
+        record["sekimori"] = ctx
+        self._publisher.publish(record)
+
+    def close(self) -> None:
+        self._publisher.close()
 
 
 def _frames(request: RunRequest, config: Config) -> tuple[Iterator, Any]:
@@ -165,20 +205,21 @@ def run(config: Config, request: RunRequest) -> RunSummary:
     )  # fmt: skip
     _log_ruleset(report)
     detector = Detector(ruleset)
+    ext = build_extensions(config)
+    if request.eve is not None:
+        ext.sinks.append(EveSink(EveWriter(request.eve)))
     publisher = _publisher(config, request)
-    eve = EveWriter(request.eve) if request.eve is not None else None
+    if publisher is not None:
+        ext.sinks.append(RedisSink(publisher, config.sensor_id))
     frames, source = _frames(request, config)
-    loop = _Loop(config, detector, eve, publisher)
+    loop = _Loop(config, detector, ext)
     restore = _install_stop_handlers(source) if request.iface else None
     try:
         _drive(loop, frames, source, request)
     finally:
         if restore is not None:
             restore()
-        if eve is not None:
-            eve.close()
-        if publisher is not None:
-            publisher.close()
+        ext.close()
     kernel, iface = _drops(source)
     return RunSummary(
         packets=loop.packets, bytes=loop.bytes, flows=loop.flows.stats.flows_created,

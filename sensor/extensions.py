@@ -1,0 +1,72 @@
+"""Extension points of the sensor pipeline: what sees packets and alerts besides the rules.
+
+Scope: three small contracts and the one function that assembles them from configuration.
+
+- ``PacketObserver``: sees every inspected packet after flow tracking and signature
+  detection (behavioural detectors, reset-outcome watchers); may raise alerts of its own.
+- ``AlertPolicy``: sees every alert before it is written; may annotate the record (stage,
+  priority, would-block evidence) or suppress it (suppressions, exceptions).
+- ``AlertSink``: receives every alert that survived the policies (EVE file, Redis bus).
+
+Each part of the sensor that needs one of these registers it in ``build_extensions`` with
+one line, so the per-packet loop in sensor/pipeline.py never grows feature-specific code.
+Non-goals: dynamic plugin discovery for the sensor (responders have entry points; sensor
+extensions are part of the product).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sensor.config import Config
+from sensor.packet import Packet
+from signatures.rule import Signature
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One alert on its way out: the EVE record plus what produced it."""
+
+    record: dict[str, Any]
+    signature: Signature
+    packet: Packet
+
+
+class PacketObserver(Protocol):
+    def observe(self, p: Packet) -> list[Signature] | None:
+        """Look at a packet (flow already attached); return signatures that alert on it."""
+
+    def close(self) -> None: ...
+
+
+class AlertPolicy(Protocol):
+    def annotate(self, event: AlertEvent) -> bool:
+        """Add to ``event.record`` as needed; return False to suppress the alert."""
+
+
+class AlertSink(Protocol):
+    def write(self, event: AlertEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Extensions:
+    observers: list[PacketObserver] = field(default_factory=list)
+    policies: list[AlertPolicy] = field(default_factory=list)
+    sinks: list[AlertSink] = field(default_factory=list)
+
+    def close(self) -> None:
+        for observer in self.observers:
+            observer.close()
+        for sink in self.sinks:
+            sink.close()
+
+
+def build_extensions(config: Config) -> Extensions:
+    """Observers and policies configured for this run (sinks are added by the pipeline).
+
+    Register new parts here, one line each, reading their settings from ``config``.
+    """
+    return Extensions()
