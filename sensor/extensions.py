@@ -7,6 +7,8 @@ Scope: three small contracts and the one function that assembles them from confi
 - ``AlertPolicy``: sees every alert before it is written; may annotate the record (stage,
   priority, would-block evidence) or suppress it (suppressions, exceptions).
 - ``AlertSink``: receives every alert that survived the policies (EVE file, Redis bus).
+- ``Ticker``: called about once a second with the sensor's counters (metrics endpoint,
+  heartbeats, stats records).
 
 Each part of the sensor that needs one of these registers it in ``build_extensions`` with
 one line, so the per-packet loop in sensor/pipeline.py never grows feature-specific code.
@@ -16,6 +18,7 @@ extensions are part of the product).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +48,12 @@ class AlertPolicy(Protocol):
         """Add to ``event.record`` as needed; return False to suppress the alert."""
 
 
+class Ticker(Protocol):
+    def tick(self, now_sec: float, counters: Mapping[str, int]) -> None:
+        """Called about once a second (wall time live, capture time for files) and at close,
+        with the sensor's dotted counters (capture.*, decoder.*, flow.*, detect.*, ...)."""
+
+
 class AlertSink(Protocol):
     def write(self, event: AlertEvent) -> None: ...
 
@@ -56,6 +65,7 @@ class Extensions:
     observers: list[PacketObserver] = field(default_factory=list)
     policies: list[AlertPolicy] = field(default_factory=list)
     sinks: list[AlertSink] = field(default_factory=list)
+    tickers: list[Ticker] = field(default_factory=list)
 
     def close(self) -> None:
         for observer in self.observers:

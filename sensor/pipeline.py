@@ -1,23 +1,24 @@
-"""The sensor's main loop: capture → decode → flow/stream → detect → EVE (and Redis).
+"""The sensor's main loop: capture → decode → flow/stream → detect → policies → sinks.
 
 Scope: ``run(config, request)`` wires the stages for one capture file or live interface,
-runs until the source ends (or SIGINT/SIGTERM for a live interface), and returns a
+runs until the source ends (or SIGTERM/SIGINT on a live interface), and returns a
 ``RunSummary``. Everything per packet happens in ``_Loop.packet``; keep it lean.
 
 Failure behaviour: a corrupt or truncated capture is processed up to the damage and the
 summary says where it stopped; a packet that cannot be decoded is counted by anomaly and
 skipped; an EVE write error stops the run with a clear message (alerts already written
-stay written). Redis trouble never stops detection (the publisher spools).
+stay written); Redis trouble never stops detection (the publisher spools). SIGHUP reloads
+the rules between packets (a failed reload keeps the running rules), SIGUSR1 logs the
+counters, SIGTERM stops after flushing every output.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,15 @@ from sensor.capture import LiveCapture, open_capture
 from sensor.config import Config
 from sensor.decode import Decoder
 from sensor.detect import Detector
+from sensor.errors import SekimoriError
 from sensor.extensions import AlertEvent, Extensions, build_extensions
 from sensor.flow import FlowTable
-from sensor.output.alert import alert_record, response_context
+from sensor.output.alert import alert_record
 from sensor.output.eve import EveWriter
+from sensor.output.sinks import EveSink, RedisSink
 from sensor.packet import Packet
+from sensor.runcontrol import RunControl
+from signatures.compiler import CompiledRuleset
 from signatures.rule import Signature
 from signatures.ruleset import RulesetReport, load_ruleset
 from signatures.variables import Variables
@@ -66,6 +71,7 @@ class RunSummary:
     rules_skipped: dict[str, int]
     ruleset_version: str = ""
     stream_events: dict[str, int] = field(default_factory=dict)
+    suppressed: int = 0
 
 
 def default_cache_dir() -> str:
@@ -96,6 +102,7 @@ class _Loop:
         self.observers = tuple(ext.observers)
         self.policies = tuple(ext.policies)
         self.sinks = tuple(ext.sinks)
+        self.tickers = tuple(ext.tickers)
         self.mode = "detect"
         self.packets = 0
         self.bytes = 0
@@ -104,6 +111,7 @@ class _Loop:
         self.by_severity: Counter[int] = Counter()
         self.next_expire = 0
         self.last_sec = self.last_usec = 0
+        self.source: Any = None
 
     def packet(self, p: Packet) -> None:
         self.packets += 1
@@ -118,10 +126,13 @@ class _Loop:
             self.end_flows(self.flows.expire(p.ts_sec), p.ts_sec, p.ts_usec)
             self.next_expire = p.ts_sec + 1
 
-    def end_flows(self, flows: list, ts_sec: int, ts_usec: int) -> None:
+    def end_flows(self, flows: list[Any], ts_sec: int, ts_usec: int) -> None:
         for f in flows:
             for sig, pseudo in self.detector.flow_end(f, ts_sec, ts_usec):
                 self._emit([sig], pseudo)
+            app = f.app
+            if app is not None:
+                app.close()
 
     def finish(self) -> None:
         """End of input: every flow ends now (at the last packet's time)."""
@@ -149,105 +160,174 @@ class _Loop:
             for sink in self.sinks:
                 sink.write(event)
 
+    # -- housekeeping ------------------------------------------------------------------
+    def counters(self) -> dict[str, int]:
+        """Dotted counters in Suricata's stats naming where it has one."""
+        kernel, iface = _drops(self.source)
+        c: dict[str, int] = {
+            "capture.packets": self.packets,
+            "capture.bytes": self.bytes,
+            "capture.kernel_drops": kernel,
+            "capture.iface_drops": iface,
+            "detect.alerts": self.alerts,
+            "detect.alerts_suppressed": self.suppressed,
+            "detect.candidates": self.detector.stats.candidates,
+            "detect.checked": self.detector.stats.checked,
+        }
+        for sev, n in self.by_severity.items():
+            c[f"detect.alerts_severity_{sev}"] = n
+        for name, n in self.decoder.stats.items():
+            c[f"decoder.{name}"] = n
+        for name, n in self.flows.stats.as_dict().items():
+            c[f"flow.{name}"] = n
+        for name, n in self.flows.events.items():
+            c[f"events.{name}"] = n
+        for sink in self.sinks:
+            stats = getattr(sink, "stats", None)
+            if stats is not None and hasattr(stats, "snapshot"):
+                for name, n in stats.snapshot().items():
+                    c[f"bus.{name}"] = n
+        return c
 
-class EveSink:
-    """Alerts to an EVE file or stdout, exactly as built (Suricata's layout)."""
+    def tick(self, now: float) -> None:
+        if self.tickers:
+            counters = self.counters()
+            for ticker in self.tickers:
+                ticker.tick(now, counters)
+        for sink in self.sinks:
+            t = getattr(sink, "tick", None)
+            if t is not None:
+                t()
 
-    def __init__(self, writer: EveWriter) -> None:
-        self._writer = writer
-
-    def write(self, event: AlertEvent) -> None:
-        self._writer.write(event.record)
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-class RedisSink:
-    """Alerts to the Redis bus, with the response context responders need."""
-
-    def __init__(self, publisher: Any, sensor_id: str) -> None:
-        self._publisher = publisher
-        self._sensor_id = sensor_id
-
-    def write(self, event: AlertEvent) -> None:
-        record = dict(event.record)
-        ctx = response_context(event.signature, event.packet, "detect", self._sensor_id)
-        ctx.update(record.get("sekimori") or {})
-        record["sekimori"] = ctx
-        self._publisher.publish(record)
-
-    def close(self) -> None:
-        self._publisher.close()
-
-
-def _frames(request: RunRequest, config: Config) -> tuple[Iterator, Any]:
-    if request.pcap is not None:
-        cap = open_capture(request.pcap)
-        return iter(cap), cap
-    assert request.iface is not None
-    c = config.capture
-    live = LiveCapture(request.iface, snaplen=c.snaplen, promisc=c.promisc, bpf=c.bpf,
-                       immediate=c.immediate, buffer_size=c.buffer_size)  # fmt: skip
-    return iter(live), live
+    def swap_ruleset(self, ruleset: CompiledRuleset) -> None:
+        """New rules from the next packet on; flows, flowbits and hostbits are kept."""
+        old = self.detector
+        new = Detector(ruleset)
+        new.hostbits, new.thresholds = old.hostbits, old.thresholds
+        self.detector = new
 
 
 def run(config: Config, request: RunRequest) -> RunSummary:
     started = time.monotonic()
-    variables = Variables(
-        address_groups=dict(config.vars.address_groups), port_groups=dict(config.vars.port_groups)
-    )
-    ruleset, report = load_ruleset(
-        request.rule_files, variables,
-        classification_file=config.detect.classification_file,
-        cache_dir=config.detect.cache_dir or default_cache_dir(),
-        strict=request.strict,
-    )  # fmt: skip
+    ruleset, report = _load_rules(config, request)
     _log_ruleset(report)
-    detector = Detector(ruleset)
     ext = build_extensions(config)
     if request.eve is not None:
         ext.sinks.append(EveSink(EveWriter(request.eve)))
     publisher = _publisher(config, request)
     if publisher is not None:
-        ext.sinks.append(RedisSink(publisher, config.sensor_id))
-    frames, source = _frames(request, config)
-    loop = _Loop(config, detector, ext)
-    restore = _install_stop_handlers(source) if request.iface else None
+        ext.sinks.append(
+            RedisSink(publisher, config.sensor_id, immediate=request.iface is not None)
+        )
+    loop = _Loop(config, Detector(ruleset), ext)
+    control = RunControl()
     try:
-        _drive(loop, frames, source, request)
+        if request.pcap is not None:
+            source: Any = open_capture(request.pcap)
+            loop.source = source
+            control.install()
+            _drive_file(loop, source, request, control, config)
+        else:
+            assert request.iface is not None
+            c = config.capture
+            source = LiveCapture(request.iface, snaplen=c.snaplen, promisc=c.promisc, bpf=c.bpf,
+                                 immediate=c.immediate, buffer_size=c.buffer_size)  # fmt: skip
+            loop.source = source
+            control.install(on_stop=source.stop)
+            _drive_live(loop, source, control, config, request)
+        loop.finish()
+        loop.tick(time.time() if request.iface else float(loop.last_sec))
     finally:
-        if restore is not None:
-            restore()
+        control.restore()
         ext.close()
-    kernel, iface = _drops(source)
+    kernel, iface = _drops(loop.source)
     return RunSummary(
         packets=loop.packets, bytes=loop.bytes, flows=loop.flows.stats.flows_created,
         alerts=loop.alerts, alerts_by_severity=dict(loop.by_severity),
         decode_events={k: v for k, v in loop.decoder.stats.items() if "." in k},
         kernel_drops=kernel, iface_drops=iface, elapsed=time.monotonic() - started,
-        truncated=getattr(source, "truncated", None), rules_loaded=report.loaded,
+        truncated=getattr(loop.source, "truncated", None), rules_loaded=report.loaded,
         rules_skipped=dict(report.skipped_by_reason), ruleset_version=ruleset.version,
-        stream_events=dict(loop.flows.events),
+        stream_events=dict(loop.flows.events), suppressed=loop.suppressed,
     )  # fmt: skip
 
 
-def _drive(loop: _Loop, frames: Iterator, source: Any, request: RunRequest) -> None:
+def _load_rules(config: Config, request: RunRequest) -> tuple[CompiledRuleset, RulesetReport]:
+    variables = Variables(
+        address_groups=dict(config.vars.address_groups), port_groups=dict(config.vars.port_groups)
+    )
+    return load_ruleset(
+        request.rule_files, variables,
+        classification_file=config.detect.classification_file,
+        cache_dir=config.detect.cache_dir or default_cache_dir(),
+        strict=request.strict,
+    )  # fmt: skip
+
+
+def _service(loop: _Loop, control: RunControl, config: Config, request: RunRequest) -> None:
+    """Act on SIGHUP / SIGUSR1 between packets."""
+    if control.reload:
+        control.reload = False
+        try:
+            ruleset, report = _load_rules(config, request)
+        except SekimoriError as exc:
+            log.error("rule reload failed, keeping the running rules: %s", exc)
+        else:
+            _log_ruleset(report)
+            loop.swap_ruleset(ruleset)
+            log.info("rules reloaded: version %s", ruleset.version)
+    if control.dump:
+        control.dump = False
+        for name, value in sorted(loop.counters().items()):
+            log.info("stats %s = %d", name, value)
+
+
+def _drive_file(loop: _Loop, source: Any, request: RunRequest, control: RunControl,
+                config: Config) -> None:  # fmt: skip
     progress = request.progress
     total = getattr(source, "size", 0) or 0
     next_tick = 0.0
-    for cnt, (ts_sec, ts_usec, linktype, data, wirelen) in enumerate(frames, 1):
+    last_sec = -1
+    for cnt, (ts_sec, ts_usec, linktype, data, wirelen) in enumerate(source, 1):
         p = Packet(cnt, ts_sec, ts_usec, linktype, data)
         p.wirelen = wirelen
         loop.packet(p)
+        if ts_sec != last_sec:
+            last_sec = ts_sec
+            loop.tick(float(ts_sec))
+        if control.stop:
+            log.warning("stopped by signal after %d packets", cnt)
+            break
+        if control.pending:
+            _service(loop, control, config, request)
         if progress is not None and cnt & 1023 == 0:
             now = time.monotonic()
             if now >= next_tick:
                 progress(getattr(source, "position", 0), total)
                 next_tick = now + 0.1
-    loop.finish()
     if progress is not None:
         progress(total, total)
+
+
+def _drive_live(loop: _Loop, source: Any, control: RunControl, config: Config,
+                request: RunRequest) -> None:  # fmt: skip
+    cnt = 0
+    next_tick = 0.0
+    iface = request.iface
+    while not control.stop:
+        for ts_sec, ts_usec, linktype, data, wirelen in source.next_batch():
+            cnt += 1
+            p = Packet(cnt, ts_sec, ts_usec, linktype, data)
+            p.wirelen = wirelen
+            p.iface = iface
+            loop.packet(p)
+        if control.pending:
+            _service(loop, control, config, request)
+        now = time.time()
+        if now >= next_tick:
+            loop.tick(now)
+            next_tick = now + 1.0
+    source.close()
 
 
 def _publisher(config: Config, request: RunRequest) -> Any:
@@ -269,17 +349,3 @@ def _drops(source: Any) -> tuple[int, int]:
         except Exception:  # stats are best effort after the capture closed
             return 0, 0
     return 0, 0
-
-
-def _install_stop_handlers(source: Any) -> Callable[[], None]:
-    def handler(_signum: int, _frame: object) -> None:
-        source.stop()
-
-    old_int = signal.signal(signal.SIGINT, handler)
-    old_term = signal.signal(signal.SIGTERM, handler)
-
-    def restore() -> None:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
-
-    return restore

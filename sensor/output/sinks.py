@@ -1,0 +1,60 @@
+"""Where alerts go: the EVE file (Suricata's layout) and the Redis bus (with response context).
+
+Scope: two ``AlertSink`` implementations (see sensor/extensions.py). The Redis sink adds the
+``sekimori`` response context responders need and, on a live interface, pushes each alert
+at once (latency matters for TCP resets); for capture files it lets the publisher batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sensor.extensions import AlertEvent
+from sensor.output.alert import response_context
+from sensor.output.eve import EveWriter
+
+
+class EveSink:
+    def __init__(self, writer: EveWriter) -> None:
+        self._writer = writer
+
+    def write(self, event: AlertEvent) -> None:
+        self._writer.write(event.record)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class RedisSink:
+    def __init__(
+        self, publisher: Any, sensor_id: str, *, immediate: bool, mode: str = "detect"
+    ) -> None:
+        self._publisher = publisher
+        self._sensor_id = sensor_id
+        self._immediate = immediate
+        self._mode = mode
+
+    def write(self, event: AlertEvent) -> None:
+        record = dict(event.record)
+        ctx = response_context(event.signature, event.packet, self._mode, self._sensor_id)
+        ctx.update(record.get("sekimori") or {})  # policy annotations (stage, priority) win
+        record["sekimori"] = ctx
+        self._publisher.publish(record)
+        if self._immediate:
+            self._publisher.flush()
+
+    def flush(self) -> None:
+        self._publisher.flush()
+
+    def tick(self) -> None:
+        self._publisher.tick()
+
+    @property
+    def stats(self) -> Any:
+        return self._publisher.stats
+
+    def close(self) -> None:
+        self._publisher.close()
