@@ -98,6 +98,10 @@ class Extractor:
         nbytes = self.nbytes if self.nbytes_var is None else env.vars.get(self.nbytes_var, 0)
         pos = (env.offset if relative else 0) + offset
         avail = len(buf) - pos
+        if nbytes == 0:
+            # byte_jump:0 reads nothing: Suricata 7 accepts it and only moves the cursor
+            # (by offset and post_offset), even from the very end of the buffer.
+            return (0, pos) if 0 <= pos <= len(buf) else None
         if (relative and avail <= 0) or pos < 0 or nbytes > avail or nbytes <= 0:
             return None
         if self.string:
@@ -180,7 +184,7 @@ class ByteOptions:
             raise RuleError(f"{self.keyword}: string base must be given once as hex, dec or oct")
         self.base = _BASES[name]
 
-    def finish(self, nbytes: int | None, numeric_max: int) -> Extractor:
+    def finish(self, nbytes: int | None, numeric_max: int, min_bytes: int = 1) -> Extractor:
         if self.base and not self.string:
             raise RuleError(f"{self.keyword}: hex/dec/oct need 'string'")
         if self.string and self.endian_set:
@@ -188,9 +192,11 @@ class ByteOptions:
         base = self.base or 10
         if nbytes is not None:
             limit = _STRING_MAX[base] if self.string else numeric_max
-            if not 1 <= nbytes <= limit:
+            if not min_bytes <= nbytes <= limit:
                 kind = "string" if self.string else "binary"
-                raise RuleError(f"{self.keyword}: {kind} bytes must be 1-{limit}, got {nbytes}")
+                raise RuleError(
+                    f"{self.keyword}: {kind} bytes must be {min_bytes}-{limit}, got {nbytes}"
+                )
         return Extractor(nbytes or 0, None, self.string, base, self.little, self.mask)
 
 

@@ -42,9 +42,9 @@ def _s32(value: int) -> int:
 
 
 def _extractor(
-    opts: ByteOptions, nbytes: int | None, var: str | None, numeric_max: int
+    opts: ByteOptions, nbytes: int | None, var: str | None, numeric_max: int, min_bytes: int = 1
 ) -> Extractor:
-    ext = opts.finish(nbytes, numeric_max)
+    ext = opts.finish(nbytes, numeric_max, min_bytes)
     ext.nbytes_var = var
     return ext
 
@@ -176,7 +176,7 @@ def parse_byte_jump(value: str | None, known: frozenset[str]) -> ByteJumpStep:
         opts.apply(word, _JUMP_OPTS)
     if opts.from_beginning and opts.from_end:
         raise RuleError(f"{kw}: from_beginning and from_end exclude each other")
-    return ByteJumpStep(_extractor(opts, nbytes, nvar, 8), offset, offset_var, opts)
+    return ByteJumpStep(_extractor(opts, nbytes, nvar, 8, min_bytes=0), offset, offset_var, opts)
 
 
 class ByteExtractStep:

@@ -173,7 +173,9 @@ class PayloadBuilder:
         self._buffer, self._sticky = buffer, True
 
     def _known(self) -> frozenset[str]:
-        return frozenset(self._vars.get(self._buffer, ()))
+        # Variables are rule-wide: Suricata lets a byte_math result from ipv4.hdr feed a
+        # byte_test in tcp.hdr (buffers are inspected in the order the rule names them).
+        return frozenset().union(*self._vars.values())
 
     def _append(self, item: _Item) -> None:
         self._items.append(item)

@@ -293,9 +293,23 @@ def test_dce_is_unsupported() -> None:
         build(k("byte_math", "bytes 2, offset 0, oper +, rvalue 1, result r, endian dce"))
 
 
-def test_variables_are_per_buffer() -> None:
+def test_variables_are_rule_wide() -> None:
+    # Suricata 7 accepts a variable extracted in one buffer in a later buffer's keyword
+    # (suricata-verify detect-bytemath-05: ipv4.hdr byte_math result used in tcp.hdr).
     b = PayloadBuilder(frozenset({"http.uri"}))
     b.add("byte_extract", "1,0,v", False)
     b.add("http.uri", None, False)
-    with pytest.raises(RuleError, match="unknown variable 'v'"):
-        b.add("byte_test", "1,=,v,0", False)
+    b.add("byte_test", "1,=,v,0", False)
+    with pytest.raises(RuleError, match="unknown variable 'w'"):
+        b.add("byte_test", "1,=,w,0", False)
+
+
+def test_byte_jump_of_zero_bytes_moves_only_by_offsets() -> None:
+    b = PayloadBuilder(frozenset())
+    b.add("content", "|01 02|", True)
+    b.add("byte_jump", "0,0,relative,post_offset -2", False)
+    b.add("content", "|01 02 03|", True)
+    b.add("within", "3", False)
+    b.add("distance", "0", False)
+    prog = b.finish().programs["pkt_data"]
+    assert prog.match(b"\x00\x01\x02\x03", MatchEnv())
