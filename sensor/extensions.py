@@ -79,4 +79,11 @@ def build_extensions(config: Config) -> Extensions:
 
     Register new parts here, one line each, reading their settings from ``config``.
     """
-    return Extensions()
+    ext = Extensions()
+    from sensor import health, heartbeat, metrics, opsconfig  # they import this module
+
+    ops = opsconfig.ops_settings()
+    metrics.register(ext, config, ops)
+    heartbeat.register(ext, config, ops)
+    health.register(ext, config, ops)
+    return ext
