@@ -86,4 +86,7 @@ def build_extensions(config: Config) -> Extensions:
     metrics.register(ext, config, ops)
     heartbeat.register(ext, config, ops)
     health.register(ext, config, ops)
+    from sensor import policy  # stages, exceptions, priorities (docs/policy.md)
+
+    policy.register(ext, config)
     return ext
