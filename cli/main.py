@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import click
 
-from cli import alerts_cmd, config_cmd, rules_cmd, run
+from cli import alerts_cmd, config_cmd, rules_cmd, run, service_cmd, status_cmd
 from cli.common import CliState, invoke
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error")
@@ -59,6 +59,8 @@ sekimori.add_command(run.command)
 sekimori.add_command(config_cmd.command)
 sekimori.add_command(rules_cmd.command)
 sekimori.add_command(alerts_cmd.command)
+sekimori.add_command(status_cmd.command)
+sekimori.add_command(service_cmd.command)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
