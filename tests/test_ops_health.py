@@ -85,7 +85,7 @@ def test_responder_lag_alert_and_status(redis_server: str) -> None:
     beat = {"stream": "sekimori:alerts", "group": "responders", "handled": 0, "failures": 0,
             "consecutive_failures": 0, "interval": 1}  # fmt: skip
     publish_heartbeat(client, "responder", "reset-1", beat, now=NOW)
-    mon, sink, clock = monitor(OpsSettings(responder_lag=20), client)
+    mon, sink, _clock = monitor(OpsSettings(responder_lag=20), client)
     mon.tick(NOW, {"capture.packets": 1})
     assert sids(sink) == [SID_RESPONDER_LAG]
     assert sink.events[0].record["health"]["lag"] == 30
