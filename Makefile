@@ -88,9 +88,10 @@ bench:
 	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; \
 	else echo "make bench: not yet available (bench/run.py does not exist)" >&2; exit 1; fi
 
+# Each target runs SEKIMORI_FUZZ_SECONDS (default 60) seconds; atheris is installed on first use.
 fuzz:
-	@if [ -f tests/fuzz/run.py ]; then $(BIN)/python tests/fuzz/run.py; \
-	else echo "make fuzz: not yet available (tests/fuzz/run.py does not exist)" >&2; exit 1; fi
+	@$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[fuzz]'
+	$(BIN)/python tests/fuzz/run.py
 
 conformance:
 	@if [ -x ../shared/conformance/run ]; then ../shared/conformance/run --cmd $(BIN)/sekimori; \
