@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import click
 
-from cli import alerts_cmd, config_cmd, rules_cmd, run, service_cmd, status_cmd
+from cli import alerts_cmd, blocks_cmd, config_cmd, rules_cmd, run, service_cmd, status_cmd
 from cli.common import CliState, invoke
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error")
@@ -61,6 +61,7 @@ sekimori.add_command(rules_cmd.command)
 sekimori.add_command(alerts_cmd.command)
 sekimori.add_command(status_cmd.command)
 sekimori.add_command(service_cmd.command)
+sekimori.add_command(blocks_cmd.command)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
