@@ -89,4 +89,7 @@ def build_extensions(config: Config) -> Extensions:
     from sensor import policy  # stages, exceptions, priorities (docs/policy.md)
 
     policy.register(ext, config)
+    from sensor import behaviour  # scans, brute force, floods (docs/detectors.md)
+
+    behaviour.register(ext, config)
     return ext
