@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -53,7 +54,7 @@ def status(url: str) -> dict[str, dict]:
 def bus_alerts(url: str) -> list[dict]:
     """Alerts on the Redis stream (pushed at once on a live interface; the EVE file is
     buffered until the sensor flushes it)."""
-    client = redis.Redis.from_url(url, socket_timeout=5)
+    client: Any = redis.Redis.from_url(url, socket_timeout=5)
     return [json.loads(fields[b"eve"]) for _id, fields in client.xrange("sekimori:alerts")]
 
 
