@@ -15,7 +15,16 @@ from typing import NoReturn
 
 import click
 
-from cli import alerts_cmd, blocks_cmd, config_cmd, rules_cmd, run, service_cmd, status_cmd
+from cli import (
+    alerts_cmd,
+    blocks_cmd,
+    completion_cmd,
+    config_cmd,
+    rules_cmd,
+    run,
+    service_cmd,
+    status_cmd,
+)
 from cli.common import CliState, invoke
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error")
@@ -62,6 +71,7 @@ sekimori.add_command(alerts_cmd.command)
 sekimori.add_command(status_cmd.command)
 sekimori.add_command(service_cmd.command)
 sekimori.add_command(blocks_cmd.command)
+sekimori.add_command(completion_cmd.command)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
