@@ -163,7 +163,13 @@ def alerts(
     cluster: bool,
     timeout: float,
 ) -> None:
-    """Read the alert stream (sekimori's or Suricata's) on Redis."""
+    """Read the alert stream (sekimori's or Suricata's) on Redis.
+
+    \b
+    Examples:
+      sekimori alerts --redis redis://127.0.0.1:6379/0 tail --follow
+      sekimori alerts top --since 1h
+    """
     if password_env is None and password_file is None and PASSWORD_ENV in os.environ:
         password_env = PASSWORD_ENV
     ctx.obj = {

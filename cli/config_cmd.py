@@ -21,7 +21,13 @@ from sensor.errors import ConfigError
 
 @click.group("config")
 def command() -> None:
-    """Check and show the configuration."""
+    """Check and show the configuration.
+
+    \b
+    Examples:
+      sekimori config check /etc/sekimori/sekimori.toml
+      sekimori --config sekimori.toml config dump --set stream.midstream=true
+    """
 
 
 @command.command("check")

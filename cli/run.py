@@ -154,7 +154,13 @@ def command(
     redis_url: str | None,
     profile: bool,
 ) -> int:
-    """Inspect a capture file (--pcap) or an interface (--iface) with the rules."""
+    """Inspect a capture file (--pcap) or an interface (--iface) with the rules.
+
+    \b
+    Examples:
+      sekimori run --pcap capture.pcap --rules my.rules --eve eve.json
+      sekimori run --iface eth1 --rules my.rules --eve - --redis redis://127.0.0.1:6379/0
+    """
     if (pcap is None) == (iface is None):
         raise click.UsageError("give exactly one of --pcap FILE or --iface IF")
     overrides = list(sets)
