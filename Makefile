@@ -24,7 +24,7 @@ print(f'{len(alerts)} alert(s) in {sys.argv[1]}')
 endef
 export SHOW_ALERTS
 
-.PHONY: help install system-packages venv test lint run bench fuzz conformance demo-data
+.PHONY: help install system-packages venv test lint run bench fuzz conformance demo-data cli-docs install-service
 
 help:
 	@echo "make install      system packages (apt) + .venv with sekimori and dev tools"
@@ -74,6 +74,14 @@ lint:
 	$(BIN)/ruff check $(PACKAGES)
 	$(BIN)/ruff format --check $(PACKAGES)
 	$(BIN)/mypy $(PACKAGES)
+
+# docs/cli.md is generated from the commands' help (tests/test_ops_clidocs.py checks it).
+cli-docs:
+	$(BIN)/python -m cli.docsgen
+
+# systemd units (root): SERVICE_ARGS='--enable eth1' also starts a sensor on eth1.
+install-service:
+	$(BIN)/sekimori install-service $(SERVICE_ARGS)
 
 demo-data:
 	$(BIN)/python tests/data/make_demo.py
