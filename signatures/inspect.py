@@ -15,8 +15,15 @@ from __future__ import annotations
 import binascii
 from typing import Protocol
 
+from sensor.errors import RuleError
+
 # Suricata's default detect.inspection-recursion-limit.
 RECURSION_LIMIT = 3000
+# Keywords in one buffer's chain. Each matching step calls the rest of the chain, so the
+# chain length is Python stack depth (about three frames per step against the interpreter's
+# limit of 1000); a longer chain would raise RecursionError mid-packet, so it is refused
+# when the rule loads. Real rules stay far below (ET Open's longest chains are ~40).
+MAX_STEPS = 200
 
 MATCH = 1
 NO_MATCH = 0
@@ -79,6 +86,12 @@ class BufferProgram:
     __slots__ = ("buffer", "steps")
 
     def __init__(self, buffer: str, steps: tuple[Step, ...]) -> None:
+        if len(steps) > MAX_STEPS:
+            raise RuleError(
+                f"{len(steps)} keywords on buffer {buffer} (at most {MAX_STEPS}: each one is "
+                "a level of recursion while matching)",
+                category="pathological rule",
+            )
         self.buffer = buffer
         self.steps = steps
 
@@ -190,6 +203,9 @@ class Base64DecodeStep:
     __slots__ = ("nbytes", "offset", "relative", "sub")
 
     def __init__(self, nbytes: int, offset: int, relative: bool, sub: tuple[Step, ...]) -> None:
+        if len(sub) > MAX_STEPS:
+            raise RuleError(f"{len(sub)} keywords on base64_data (at most {MAX_STEPS})",
+                            category="pathological rule")  # fmt: skip
         self.nbytes = nbytes  # 0 = to the end of the buffer
         self.offset = offset
         self.relative = relative

@@ -6,13 +6,23 @@ exactly (rewriting the ones it spells differently: ``\\z``, ``\\Z``, ``$``, ``^`
 rejecting the rest with ``RuleError("pcre: <construct> has no exact Python equivalent")``.
 The pattern is tokenised byte by byte so no construct is passed through unexamined.
 
+Hostile rules: Python's ``re`` has no match limit (PCRE's ``match-limit``), so a backtracking
+bomb cannot be stopped once running. Two bounds replace it (docs/limits.md): a pattern with
+a nested unbounded repeat whose outer body can match through the inner repeat alone
+(``(a+)+``, ``(?:\\s*\\w+)*``: exponential backtracking) is rejected when the rule loads, and
+one pcre call looks at most ``PCRE_MAX_SUBJECT`` bytes of its buffer (polynomial patterns
+like ``.*a.*b.*c`` stay bounded). Alternation-driven blow-ups such as ``(a|aa)+`` are not
+detected.
+
 Non-goals: PCRE match limits (/O is accepted and ignored), UTF/UCP modes, capturing into
 flow/packet variables.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+from typing import Any
 
 from sensor.errors import RuleError
 from signatures.buffers import PCRE_BUFFER_FLAGS
@@ -22,6 +32,13 @@ from signatures.pcre_translate import no_equiv, translate
 __all__ = ["PcreStep", "compile_pcre", "pcre_buffer", "split_pcre", "translate"]
 
 _FLAGS = frozenset("ismxAEGRUIPHDMCSYBOQVWZ")
+# Bytes of a buffer one pcre call examines (above the 100 KiB HTTP body limits, so normal
+# buffers are never cut); bounds polynomial backtracking on huge reassembled buffers.
+PCRE_MAX_SUBJECT = 128 * 1024
+# The regex parser of the standard library (``re._parser``; ``sre_parse`` is deprecated).
+sre_parse: Any = importlib.import_module("re._parser")
+sre_c: Any = importlib.import_module("re._constants")
+_REPEATS = (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT)
 
 
 def split_pcre(value: str | None, quoted: bool) -> tuple[bytes, str, bool]:
@@ -49,11 +66,57 @@ def compile_pcre(expression: bytes, flags: str) -> re.Pattern[bytes]:
     pattern = translate(expression, flags)
     reflags = (re.IGNORECASE if "i" in flags else 0) | (re.DOTALL if "s" in flags else 0)
     try:
-        return re.compile(pattern, reflags)
+        compiled = re.compile(pattern, reflags)
     except re.error as exc:
         if "look-behind requires fixed-width" in str(exc):
             raise no_equiv("variable-length lookbehind") from exc
         raise RuleError(f"pcre: cannot compile {expression!r}: {exc}") from exc
+    nested = _nested_unbounded(sre_parse.parse(pattern, reflags))
+    if nested:
+        raise RuleError(
+            f"pcre: {expression!r} nests an unbounded repeat in another ({nested}); "
+            "catastrophic backtracking risk, and Python's re has no match limit",
+            category="pathological pcre",
+        )
+    return compiled
+
+
+def _top_items(body: Any) -> list[list[Any]]:
+    """The alternatives of a repeated body as item lists, unwrapping single groups."""
+    items = list(body)
+    if len(items) == 1 and items[0][0] == sre_c.SUBPATTERN:
+        return _top_items(items[0][1][-1])
+    if len(items) == 1 and items[0][0] == sre_c.BRANCH:
+        return [alt for branch in items[0][1][1] for alt in _top_items(branch)]
+    return [items]
+
+
+def _nested_unbounded(tree: Any) -> str:
+    """Describe the first unbounded repeat whose body is, up to parts that may match empty,
+    another unbounded repeat ("" when there is none)."""
+    for op, av in tree:
+        children: list[Any] = []
+        if op in _REPEATS:
+            _lo, hi, body = av
+            if hi == sre_c.MAXREPEAT:
+                for items in _top_items(body):
+                    for k, (iop, iav) in enumerate(items):
+                        if iop in _REPEATS and iav[1] == sre_c.MAXREPEAT:
+                            rest = sre_parse.SubPattern(body.state, items[:k] + items[k + 1 :])
+                            if rest.getwidth()[0] == 0:
+                                return "an unbounded repeat directly inside another"
+            children = [body]
+        elif op == sre_c.SUBPATTERN:
+            children = [av[-1]]
+        elif op == sre_c.BRANCH:
+            children = list(av[1])
+        elif op in (sre_c.ASSERT, sre_c.ASSERT_NOT):
+            children = [av[1]]
+        for child in children:
+            found = _nested_unbounded(child)
+            if found:
+                return found
+    return ""
 
 
 def pcre_buffer(flags: str) -> str | None:
@@ -81,6 +144,8 @@ class PcreStep:
     def _search(self, buf: bytes, env: MatchEnv) -> bool:
         base = env.offset if self.relative else 0
         subject = memoryview(buf)[base:] if base else buf
+        if len(subject) > PCRE_MAX_SUBJECT:
+            subject = memoryview(buf)[base : base + PCRE_MAX_SUBJECT]
         start = env.pcre_start - base if env.pcre_start else 0
         if start > len(subject):
             return self.negated  # PCRE2 rejects the offset: no match
