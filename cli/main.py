@@ -20,10 +20,13 @@ from cli import (
     blocks_cmd,
     completion_cmd,
     config_cmd,
+    policy_cmd,
+    respond_cmd,
     rules_cmd,
     run,
     service_cmd,
     status_cmd,
+    tune_cmd,
 )
 from cli.common import CliState, invoke
 
@@ -70,8 +73,11 @@ sekimori.add_command(rules_cmd.command)
 sekimori.add_command(alerts_cmd.command)
 sekimori.add_command(status_cmd.command)
 sekimori.add_command(service_cmd.command)
-sekimori.add_command(blocks_cmd.command)
 sekimori.add_command(completion_cmd.command)
+sekimori.add_command(blocks_cmd.command)
+sekimori.add_command(respond_cmd.command)
+sekimori.add_command(policy_cmd.command)
+sekimori.add_command(tune_cmd.command)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -1,0 +1,264 @@
+"""The ``tcp-reset`` responder: kill a TCP session from the side, with exact RSTs both ways.
+
+Scope: from the flow state the sensor put in the alert (``sekimori.tcp.toserver`` is the
+client's direction, ``toclient`` the server's), build one RST toward the server at the
+client's next sequence number (the server's RCV.NXT) and one toward the client at the
+server's next sequence number, with the MAC addresses each end last used, the VLAN tags and
+the TTL of the side the RST pretends to come from; optionally ``extra`` more per direction
+``extra_step`` bytes apart for data in flight. Frames leave through ``interface`` (raw
+AF_PACKET). Then, when a watch interface is available, :mod:`responders.outcome` watches
+the flow and the verdict (``confirmed``/``failed``) is reported through the follow-up hook
+the service installs (``set_followup``).
+
+Settings (``[respond.tcp-reset]``): ``interface`` (required), ``extra`` (0), ``extra_step``
+(1460), ``max_per_flow`` (2 resets per flow), ``max_age_s`` (5: older alerts describe a
+flow that has moved on), ``watch`` (true), ``watch_interface`` (default: the alert's
+``in_iface``, i.e. the sensor's capture port on this host), ``confirm_window_ms`` (1000),
+``grace_ms`` (1: packets seen this soon after sending were already in flight).
+
+Non-goals: guessing sequence numbers (Snort's burst) — without the flow state in the alert
+the responder skips with a reason; per-flow limits shared between service instances (each
+instance counts its own; the idempotency key already stops duplicate alerts).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from ipaddress import ip_address
+from typing import Any
+
+from responders.inject import RawSender, RstSpec, build_rst
+from responders.outcome import FlowWatcher, ResetWatch, Verdict
+from responders.plugin import DONE, SKIPPED, AlertResponder, Outcome
+from responders.seq import reset_burst
+from sensor.errors import ResponderError
+
+log = logging.getLogger(__name__)
+
+Followup = Callable[[Mapping[str, Any], Outcome], None]
+_FLOW_MEMORY = 65536  # flows remembered for max_per_flow
+
+
+def _map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _int(m: Mapping[str, Any], key: str, default: int) -> int:
+    value = m.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def capture_time(alert: Mapping[str, Any]) -> float | None:
+    """Epoch seconds of the triggering packet (the EVE timestamp), None when unreadable."""
+    ts = alert.get("timestamp")
+    if not isinstance(ts, str):
+        return None
+    try:
+        return datetime.fromisoformat(ts).timestamp()
+    except ValueError:
+        return None
+
+
+def _endpoints(alert: Mapping[str, Any]) -> tuple[tuple[str, int], tuple[str, int]] | None:
+    """(client, server) as (address, port): the EVE ``flow`` object names them."""
+    flow = _map(alert.get("flow"))
+    try:
+        if "src_ip" in flow and "src_port" in flow:
+            return ((str(flow["src_ip"]), int(flow["src_port"])),
+                    (str(flow["dest_ip"]), int(flow["dest_port"])))  # fmt: skip
+        src = (str(alert["src_ip"]), int(alert["src_port"]))
+        dst = (str(alert["dest_ip"]), int(alert["dest_port"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (dst, src) if alert.get("direction") == "to_client" else (src, dst)
+
+
+class TcpResetResponder(AlertResponder):
+    name = "tcp-reset"
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        try:
+            self.interface = str(config["interface"])
+            self.extra = int(config.get("extra", 0))
+            self.extra_step = int(config.get("extra_step", 1460))
+            self.max_per_flow = int(config.get("max_per_flow", 2))
+            self.max_age_s = float(config.get("max_age_s", 5.0))
+            self.watch_enabled = bool(config.get("watch", True))
+            self.watch_interface = str(config.get("watch_interface") or "")
+            self.window_s = float(config.get("confirm_window_ms", 1000)) / 1000
+            self.grace_s = float(config.get("grace_ms", 1)) / 1000
+        except KeyError as exc:
+            raise ResponderError("tcp-reset: respond.tcp-reset.interface is required") from exc
+        except (TypeError, ValueError) as exc:
+            raise ResponderError(f"tcp-reset: bad setting: {exc}") from exc
+        self._sender = RawSender(self.interface)
+        self._watchers: dict[str, FlowWatcher] = {}
+        self._resets: OrderedDict[tuple, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self._watch_lock = threading.Lock()  # calls may run on several worker threads
+        self._followup: Followup | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def set_followup(self, report: Followup) -> None:
+        """Where reset verdicts go (the service writes them to the decisions stream)."""
+        self._followup = report
+
+    def start(self) -> None:
+        self._sender.open()
+        if self.watch_enabled and self.watch_interface:
+            self._watcher(self.watch_interface)
+
+    def stop(self) -> None:
+        for watcher in self._watchers.values():
+            watcher.stop()
+        self._watchers.clear()
+        self._sender.close()
+
+    def stats(self) -> dict[str, int]:
+        out = {"confirmed": 0, "failed": 0, "watching": 0}
+        for watcher in self._watchers.values():
+            for key, value in watcher.stats.snapshot().items():
+                out[key] += value
+        return out
+
+    def _watcher(self, interface: str) -> FlowWatcher:
+        with self._watch_lock:
+            watcher = self._watchers.get(interface)
+            if watcher is None:
+                watcher = FlowWatcher(interface)
+                watcher.start()
+                self._watchers[interface] = watcher
+            return watcher
+
+    # -- acting -------------------------------------------------------------------------------
+
+    def respond(self, alert: Mapping[str, Any], *, enforce: bool) -> Outcome:
+        started = time.perf_counter()
+        plan = self._plan(alert)
+        if isinstance(plan, Outcome):
+            return plan
+        specs, details = plan
+        if not enforce:
+            return self._outcome(SKIPPED, "detect mode", dict(details, decision="would_reset"),
+                                 started)  # fmt: skip
+        over = self._count_flow(alert)
+        if over:
+            return self._outcome(SKIPPED, over, dict(details, decision="limit"), started)
+        frames = [build_rst(spec) for spec in specs]
+        watcher = self._watcher_for(alert)
+        if watcher is not None:
+            watcher.arm()
+        self._sender.send(frames)
+        sent_at = time.time()
+        captured = capture_time(alert)
+        if captured is not None:
+            details["latency_us"] = round((sent_at - captured) * 1e6)
+        details["sent_at"] = sent_at
+        if watcher is not None:
+            watcher.watch(self._watch(alert, details, sent_at))
+            details["check"] = "watching"
+        else:
+            details["check"] = "unconfirmed: no watch interface"
+        return self._outcome(DONE, f"{len(frames)} RST(s) sent", dict(details, decision="reset"),
+                             started)  # fmt: skip
+
+    def _plan(self, alert: Mapping[str, Any]) -> tuple[list[RstSpec], dict[str, Any]] | Outcome:
+        """The RSTs to send, or the reason there are none (a SKIPPED outcome)."""
+        started = time.perf_counter()
+        ctx = _map(alert.get("sekimori"))
+        tcp = _map(ctx.get("tcp"))
+        c, s = _map(tcp.get("toserver")), _map(tcp.get("toclient"))
+        ends = _endpoints(alert)
+        if alert.get("proto") != "TCP" or not tcp or ends is None:
+            return self._outcome(SKIPPED, "no TCP session state in the alert",
+                                 {"decision": "not_applicable"}, started)  # fmt: skip
+        captured = capture_time(alert)
+        if captured is not None and time.time() - captured > self.max_age_s:
+            age = time.time() - captured
+            return self._outcome(SKIPPED, f"alert is {age:.1f} s old (max_age_s {self.max_age_s})",
+                                 {"decision": "too_old"}, started)  # fmt: skip
+        to_server = alert.get("direction", "to_server") == "to_server"
+        client_mac = c.get("mac") or ctx.get("src_mac" if to_server else "dst_mac")
+        server_mac = s.get("mac") or ctx.get("dst_mac" if to_server else "src_mac")
+        vlan = tuple(int(v) for v in ctx.get("vlan") or ())
+        (cip, cport), (sip, sport) = ends
+        exact: list[RstSpec] = []
+        extras: list[RstSpec] = []
+        details: dict[str, Any] = {"to_server": [], "to_client": []}
+        bursts = (
+            ("to_server", c, s, client_mac, server_mac, (cip, cport), (sip, sport)),
+            ("to_client", s, c, server_mac, client_mac, (sip, sport), (cip, cport)),
+        )
+        for label, sender, receiver, smac, dmac, src, dst in bursts:
+            nxt = sender.get("next_seq")
+            if not isinstance(nxt, int) or not smac or not dmac:
+                continue  # that side was never seen: its state is unknown
+            window = _int(receiver, "window", 0)
+            ack = _int(receiver, "next_seq", 0)
+            ttl = _int(sender, "ttl", 64)
+            for i, seq in enumerate(reset_burst(nxt, self.extra, self.extra_step, window)):
+                (extras if i else exact).append(
+                    RstSpec(str(smac), str(dmac), src[0], dst[0], src[1], dst[1], seq, ack,
+                            ttl, vlan)
+                )  # fmt: skip
+                details[label].append(seq)
+        if not exact:
+            return self._outcome(SKIPPED, "flow state lacks sequence numbers or MAC addresses",
+                                 {"decision": "not_applicable"}, started)  # fmt: skip
+        # Exact RSTs first, both ways, then the extras: an extra that arrives first at a
+        # receiver whose RCV.NXT has not moved would only earn a challenge ACK.
+        return exact + extras, details
+
+    def _count_flow(self, alert: Mapping[str, Any]) -> str | None:
+        key = (_map(alert.get("sekimori")).get("sensor_id"), alert.get("flow_id"),
+               alert.get("src_ip"), alert.get("dest_ip"))  # fmt: skip
+        with self._lock:
+            done = self._resets.pop(key, 0)
+            self._resets[key] = done + 1
+            while len(self._resets) > _FLOW_MEMORY:
+                self._resets.popitem(last=False)
+        if done >= self.max_per_flow:
+            return f"flow already reset {done} time(s) (max_per_flow {self.max_per_flow})"
+        return None
+
+    def _watcher_for(self, alert: Mapping[str, Any]) -> FlowWatcher | None:
+        if not self.watch_enabled:
+            return None
+        name = self.watch_interface or alert.get("in_iface")
+        if not isinstance(name, str) or not name:
+            return None
+        try:
+            return self._watcher(name)
+        except ResponderError as exc:  # not on this host: resets still go out, unconfirmed
+            log.warning("tcp-reset: cannot watch %s: %s", name, exc)
+            self.watch_enabled = bool(self.watch_interface)
+            return None
+
+    def _watch(self, alert: Mapping[str, Any], details: Mapping[str, Any], sent_at: float
+               ) -> ResetWatch:  # fmt: skip
+        ends = _endpoints(alert)
+        assert ends is not None
+        (cip, cport), (sip, sport) = ends
+
+        def report(verdict: Verdict) -> None:
+            if self._followup is not None:
+                self._followup(alert, Outcome(self.name, verdict.status, verdict.reason,
+                                              dict(verdict.details, decision=verdict.status)))  # fmt: skip
+
+        ts, tc = details["to_server"], details["to_client"]
+        return ResetWatch(
+            client=(ip_address(cip).packed, cport), server=(ip_address(sip).packed, sport),
+            to_server_seq=ts[0] if ts else None, to_client_seq=tc[0] if tc else None,
+            sent_at=sent_at, window_s=self.window_s, grace_s=self.grace_s, on_verdict=report,
+        )  # fmt: skip
+
+    def _outcome(self, status: str, reason: str, details: dict[str, Any], started: float
+                 ) -> Outcome:  # fmt: skip
+        return Outcome(self.name, status, reason, details, (time.perf_counter() - started) * 1000)

@@ -1,0 +1,365 @@
+"""``sekimori respond``: read alerts from the bus, apply the policy, run the responders.
+
+Scope: :class:`RespondService` is one member of the responders' consumer group (several
+instances share the work; see responders/bus.py for claiming, dead-lettering and the
+idempotency key that stops a second action on a redelivered alert). Per alert: the policy
+(responders/policy.py) decides whether it triggers and whether it is enforced; every
+configured responder is called in its own worker thread with a timeout and retries, in
+parallel, so one slow or failing responder never holds up or stops the others; when
+configured, the BlockManager (responders/blocking.py) gets the alert too. The alert is
+acknowledged only after every call finished (done, skipped with a reason, or failed after
+its retries). Every outcome becomes one entry of the ``sekimori:decisions`` stream; reset
+verdicts (``confirmed``/``failed``) arrive later from the watch thread and are appended the
+same way.
+
+Non-goals: process supervision, the responders' own logic, reading Suricata's list/channel
+modes (stream sources only).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import orjson
+import redis
+
+from responders.builtin.log import LogResponder
+from responders.builtin.tcp_reset import TcpResetResponder
+from responders.bus import AlertConsumer
+from responders.bus_message import BusMessage
+from responders.config import CallConfig, RespondConfig
+from responders.plugin import FAILED, AlertResponder, Outcome, Responder, load_plugins
+from responders.policy import decide, enforcing
+from sensor.errors import BusError, ResponderError, SekimoriError
+from sensor.output.redis_conn import bus_error, connect
+
+log = logging.getLogger(__name__)
+
+BUILTINS: dict[str, type[Responder]] = {
+    TcpResetResponder.name: TcpResetResponder,
+    LogResponder.name: LogResponder,
+}
+STATS_KEY = "sekimori:respond:stats"  # hash: consumer name -> JSON snapshot
+_INFLIGHT = 10_000  # alerts remembered for follow-up verdicts (reset confirmations)
+
+
+def percentile(samples: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None without samples."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+class LatencyStats:
+    """Capture-to-send latencies of the last ``keep`` resets, in microseconds."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self._samples: deque[float] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+
+    def add(self, us: float) -> None:
+        with self._lock:
+            self._samples.append(us)
+
+    def summary(self) -> dict[str, float | int | None]:
+        with self._lock:
+            samples = list(self._samples)
+        return {"count": len(samples), "p50_us": percentile(samples, 50),
+                "p99_us": percentile(samples, 99)}  # fmt: skip
+
+
+class DecisionLog:
+    """Appends decision records to the decisions stream (redis-py clients are thread-safe)."""
+
+    def __init__(self, client: Any, cfg: RespondConfig) -> None:
+        self._client = client
+        self._cfg = cfg
+
+    def append(self, message: BusMessage, outcome: Outcome, enforce: bool) -> None:
+        eve = message.eve
+        alert = eve.get("alert") if isinstance(eve.get("alert"), dict) else {}
+        assert isinstance(alert, dict)
+        details = dict(outcome.details)
+        fields: dict[str, Any] = {
+            "alert_id": message.id,
+            "alert_stream": message.source,
+            "alert_key": message.idempotency_key,
+            "sensor": message.sensor or "",
+            "sid": str(alert.get("signature_id", "")),
+            "flow_id": str(eve.get("flow_id", "")),
+            "src": f"{eve.get('src_ip')}:{eve.get('src_port', '')}",
+            "dest": f"{eve.get('dest_ip')}:{eve.get('dest_port', '')}",
+            "responder": outcome.responder,
+            "outcome": str(details.get("decision") or outcome.status),
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "enforce": "1" if enforce else "0",
+            "elapsed_ms": f"{outcome.elapsed_ms:.3f}",
+            "time": f"{time.time():.6f}",
+            "details": orjson.dumps(details, default=str),
+        }
+        if "latency_us" in details:
+            fields["latency_us"] = str(details["latency_us"])
+        cfg = self._cfg
+        try:
+            self._client.xadd(cfg.decisions_stream, fields, maxlen=cfg.decisions_maxlen,
+                              approximate=True)  # fmt: skip
+        except redis.RedisError as exc:
+            raise bus_error(cfg.consumer.redis, exc, f"writing {cfg.decisions_stream}") from exc
+
+
+class _Isolated:
+    """One responder's calls: a worker thread, a timeout per attempt, retries on failure."""
+
+    def __init__(self, name: str, call: CallConfig) -> None:
+        self.name = name
+        self.call = call
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"respond-{name}")
+
+    def submit(self, fn: Callable[[], Outcome]) -> Future[Outcome]:
+        return self._pool.submit(fn)
+
+    def run(self, fn: Callable[[], Outcome], first: Future[Outcome] | None = None) -> Outcome:
+        """Wait for ``first`` (already submitted) or submit ``fn``; retry failures."""
+        started = time.perf_counter()
+        attempts = self.call.retries + 1
+        outcome = Outcome(self.name, FAILED, "not run")
+        for attempt in range(1, attempts + 1):
+            future = first if attempt == 1 and first is not None else self._pool.submit(fn)
+            try:
+                outcome = future.result(timeout=self.call.timeout_s)
+            except FutureTimeout:
+                # The hung call keeps its thread; later calls get a fresh one, not a queue.
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = ThreadPoolExecutor(max_workers=1,
+                                                thread_name_prefix=f"respond-{self.name}")  # fmt: skip
+                reason = f"timed out after {self.call.timeout_s:g} s"
+                return Outcome(self.name, FAILED, reason, {"attempts": attempt},
+                               (time.perf_counter() - started) * 1000)  # fmt: skip
+            except Exception as exc:  # a plugin may raise anything: it must not stop the rest
+                outcome = Outcome(self.name, FAILED, f"{type(exc).__name__}: {exc}",
+                                  {"attempts": attempt})  # fmt: skip
+            if outcome.status != FAILED:
+                return outcome
+            if attempt < attempts:
+                time.sleep(self.call.retry_delay_s)
+        details = dict(outcome.details, attempts=attempts)
+        return Outcome(self.name, FAILED, f"{outcome.reason} (after {attempts} attempt(s))",
+                       details, (time.perf_counter() - started) * 1000)  # fmt: skip
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def build_responders(cfg: RespondConfig) -> dict[str, AlertResponder]:
+    """Instances of the configured responders; ResponderError naming a broken one."""
+    known = load_plugins(BUILTINS)
+    out: dict[str, AlertResponder] = {}
+    for name in cfg.responders:
+        cls = known.get(name)
+        if cls is None:
+            raise ResponderError(f"unknown responder '{name}' (known: {', '.join(sorted(known))})")
+        if not issubclass(cls, AlertResponder):
+            raise ResponderError(f"responder '{name}' blocks addresses; configure it under "
+                                 "[blocks], not respond.responders")  # fmt: skip
+        try:
+            out[name] = cls(cfg.table(name))
+        except SekimoriError:
+            raise
+        except Exception as exc:
+            raise ResponderError(f"responder '{name}' cannot be configured: "
+                                 f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+    return out
+
+
+def _load_block_manager(cfg: RespondConfig) -> Any:
+    """The BlockManager when ``[blocks]`` is configured and the module is installed."""
+    if cfg.blocks is None:
+        return None
+    try:
+        from responders import blocking
+        from responders.block_config import parse_blocks
+    except ImportError:
+        log.warning("respond: [blocks] is configured but responders.blocking is not available")
+        return None
+    table = parse_blocks(cfg.blocks, default_redis_url=cfg.consumer.redis.url)
+    return blocking.BlockManager(table)
+
+
+class RespondService:
+    def __init__(self, cfg: RespondConfig, *, client: Any = None,
+                 responders: Mapping[str, AlertResponder] | None = None,
+                 block_manager: Any = None) -> None:  # fmt: skip
+        self.cfg = cfg
+        self._client = client if client is not None else connect(cfg.consumer.redis, retries=1)
+        self.consumer = AlertConsumer(cfg.consumer, self._client)
+        self.decisions = DecisionLog(self._client, cfg)
+        self.responders = dict(responders) if responders is not None else build_responders(cfg)
+        self.blocks = block_manager if block_manager is not None else _load_block_manager(cfg)
+        self.counts: Counter[str] = Counter()  # "responder:outcome" -> n
+        self.latency = LatencyStats()
+        self._calls = {name: _Isolated(name, cfg.call(name)) for name in self.responders}
+        if self.blocks is not None:
+            self._calls["blocks"] = _Isolated("blocks", cfg.call("blocks"))
+        self._inflight: OrderedDict[int, tuple[BusMessage, bool]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._started: list[Responder] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every responder (a failure names it) and make sure the groups exist."""
+        for name, responder in self.responders.items():
+            hook = getattr(responder, "set_followup", None)
+            if callable(hook):
+                hook(self._followup)
+            try:
+                responder.start()
+            except Exception as exc:
+                self.stop()
+                if isinstance(exc, SekimoriError):
+                    raise ResponderError(f"responder '{name}' failed to start: {exc}") from exc
+                raise ResponderError(f"responder '{name}' failed to start: "
+                                     f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+            self._started.append(responder)
+        if self.blocks is not None:
+            self.blocks.start()
+        self.consumer.ensure_groups()
+
+    def stop(self) -> None:
+        for responder in reversed(self._started):
+            try:
+                responder.stop()
+            except Exception:  # stop must not raise; one bad plugin must not leak the others
+                log.exception("respond: stopping %s failed", getattr(responder, "name", "?"))
+        self._started.clear()
+        if self.blocks is not None:
+            try:
+                self.blocks.stop()
+            except Exception:
+                log.exception("respond: stopping the block manager failed")
+        for call in self._calls.values():
+            call.close()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, *, stats_every_s: float = 10.0) -> None:
+        """Read and handle alerts until ``stop`` is set; Redis trouble is retried, not fatal."""
+        next_stats = time.monotonic() + stats_every_s
+        next_reconcile = time.monotonic()
+        while not stop.is_set():
+            try:
+                self.consumer.run_once(self.handle)
+                now = time.monotonic()
+                if self.blocks is not None and now >= next_reconcile:
+                    self.blocks.reconcile_once()
+                    next_reconcile = now + float(
+                        getattr(self.blocks.cfg, "reconcile_interval_s", 30)
+                    )
+                if now >= next_stats:
+                    self.publish_stats()
+                    next_stats = now + stats_every_s
+            except BusError as exc:
+                log.warning("respond: %s; retrying in 1 s", exc)
+                stop.wait(1.0)
+        self.publish_stats()
+
+    def handle(self, message: BusMessage) -> None:
+        """Everything for one alert; returns when every responder has finished with it."""
+        eve = message.eve
+        decision = decide(self.cfg.policy, self.cfg.mode, eve)
+        outcomes: list[tuple[Outcome, bool]] = []
+        if decision.triggered:
+            self._remember(message, decision.enforce)
+            futures = {name: self._calls[name].submit(self._caller(r, eve, decision.enforce))
+                       for name, r in self.responders.items()}  # fmt: skip
+            for name, responder in self.responders.items():
+                fn = self._caller(responder, eve, decision.enforce)
+                outcome = self._calls[name].run(fn, futures[name])
+                outcomes.append((outcome, decision.enforce))
+        elif not self.blocks:
+            outcomes.append((Outcome("policy", "skipped", decision.reason,
+                                     {"decision": "no_action"}), False))  # fmt: skip
+        if self.blocks is not None:
+            enforce = enforcing(self.cfg.mode, eve)
+            for outcome in self._block(eve, enforce):
+                outcomes.append((outcome, enforce))
+        for outcome, enforce in outcomes:
+            self._record(message, outcome, enforce)
+
+    def _caller(self, responder: AlertResponder, eve: dict[str, Any], enforce: bool
+                ) -> Callable[[], Outcome]:  # fmt: skip
+        return lambda: responder.respond(eve, enforce=enforce)
+
+    def _block(self, eve: dict[str, Any], enforce: bool) -> list[Outcome]:
+        box: list[list[Outcome]] = []
+
+        def call() -> Outcome:
+            box.append(list(self.blocks.handle_alert(eve, enforce)))
+            return Outcome("blocks", "done")
+
+        result = self._calls["blocks"].run(call)
+        return box[0] if box and result.status != FAILED else [result]
+
+    def _record(self, message: BusMessage, outcome: Outcome, enforce: bool) -> None:
+        key = f"{outcome.responder}:{outcome.details.get('decision') or outcome.status}"
+        with self._lock:
+            self.counts[key] += 1
+        latency = outcome.details.get("latency_us")
+        if isinstance(latency, int | float):
+            self.latency.add(float(latency))
+        self.decisions.append(message, outcome, enforce)
+
+    # -- follow-ups (reset verdicts) ------------------------------------------------------------
+
+    def _remember(self, message: BusMessage, enforce: bool) -> None:
+        with self._lock:
+            self._inflight[id(message.eve)] = (message, enforce)
+            while len(self._inflight) > _INFLIGHT:
+                self._inflight.popitem(last=False)
+
+    def _followup(self, alert: Mapping[str, Any], outcome: Outcome) -> None:
+        with self._lock:
+            found = self._inflight.pop(id(alert), None)
+        if found is None or found[0].eve is not alert:
+            log.warning("respond: %s verdict for an alert no longer tracked", outcome.responder)
+            return
+        message, enforce = found
+        try:
+            self._record(message, outcome, enforce)
+        except BusError as exc:
+            log.warning("respond: %s verdict for %s lost: %s", outcome.responder, message.id, exc)
+
+    # -- stats ---------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            counts = dict(self.counts)
+        out: dict[str, Any] = {
+            "consumer": self.cfg.consumer.consumer,
+            "time": time.time(),
+            "bus": self.consumer.stats.snapshot(),
+            "decisions": counts,
+            "reset_latency": self.latency.summary(),
+        }
+        for name, responder in self.responders.items():
+            extra = getattr(responder, "stats", None)
+            if callable(extra):
+                out[name] = extra()
+        return out
+
+    def publish_stats(self) -> None:
+        try:
+            self._client.hset(STATS_KEY, self.cfg.consumer.consumer,
+                                       orjson.dumps(self.stats()))  # fmt: skip
+        except redis.RedisError as exc:
+            log.warning("respond: stats not written: %s", exc)
