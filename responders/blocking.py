@@ -380,6 +380,7 @@ class BlockManager:
             first_evidence={"by": by},
         )
         self.ledger.put(block)
+        self._pins = (0.0, {})
         self.ledger.event("added", cidr, reason, by=by, ttl=ttl_s)
         return block
 
@@ -389,6 +390,8 @@ class BlockManager:
         """Manual unblock (recorded); ``pin`` also keeps it from being blocked again."""
         now = time.time()
         ended = self.ledger.end(cidr, "removed", f"{reason} (by {by})", now)
+        self._pins = (0.0, {})  # our own change is seen at once (others': within a second)
+        self.coalescer.forget(cidr)
         if pin:
             self.ledger.pin_allow(cidr, reason, by, None if pin_s is None else now + pin_s)
         self.ledger.event("removed", cidr, reason, by=by, pinned=pin)

@@ -216,15 +216,12 @@ class NftablesResponder(BlockResponder):
 
     def check(self, request: BlockRequest) -> bool:
         s = self._set_for(request.cidr)
+        net = ipaddress.ip_network(request.cidr, strict=False)
+        # nft finds a host only without its /32 (/128); a CIDR finds its covering interval.
+        value = str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
         try:
             self._nft(
-                "looking up an element",
-                "get",
-                "element",
-                "inet",
-                self.table,
-                s,
-                f"{{ {request.cidr} }}",
+                "looking up an element", "get", "element", "inet", self.table, s, f"{{ {value} }}"
             )
         except ResponderError:
             return False
