@@ -38,6 +38,7 @@ _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _SEVERITY_COLOUR = {1: ("red", True), 2: ("yellow", False), 3: ("cyan", False)}
 SCAN_CHUNK = 1000
+_PRIORITY_RANK = {"high": 1, "medium": 2, "low": 3}  # as sensor/policy/assets.py
 
 
 def escape(value: object) -> str:
@@ -58,8 +59,11 @@ def parse_duration(text: str) -> int:
 class AlertFilter:
     """The tail filters: maximum severity, signature ids, addresses or networks."""
 
-    def __init__(self, severity: int | None, sids: tuple[int, ...], addrs: tuple[str, ...]):
+    def __init__(self, severity: int | None, sids: tuple[int, ...], addrs: tuple[str, ...],
+                 priority: str | None = None):  # fmt: skip
         self.severity = severity
+        # sensor/policy priority: "high" keeps high only, "medium" high and medium, ...
+        self.priority_rank = _PRIORITY_RANK[priority] if priority else None
         self.sids = frozenset(sids)
         try:
             self.networks = tuple(ipaddress.ip_network(a, strict=False) for a in addrs)
@@ -75,6 +79,11 @@ class AlertFilter:
                 return False
         if self.sids and alert.get("signature_id") not in self.sids:
             return False
+        if self.priority_rank is not None:
+            ctx = eve.get("sekimori") if isinstance(eve.get("sekimori"), dict) else {}
+            assert isinstance(ctx, dict)
+            if _PRIORITY_RANK.get(str(ctx.get("priority")), 99) > self.priority_rank:
+                return False
         return not self.networks or any(
             self._in_networks(eve.get(k)) for k in ("src_ip", "dest_ip")
         )
@@ -195,11 +204,17 @@ def alerts(
 )
 @click.option(
     "--severity",
-    "--priority",
     "severity",
     type=int,
     default=None,
     help="Only alerts at least this severe (1 is the most severe).",
+)
+@click.option(
+    "--priority",
+    default=None,
+    metavar="high|medium|low",
+    help="Only alerts of at least this policy priority (severity x asset criticality); "
+    "a number is taken as --severity, as before.",
 )
 @click.option("--sid", "sids", type=int, multiple=True, help="Only this signature id (repeatable).")
 @click.option(
@@ -215,6 +230,7 @@ def tail(
     follow: bool,
     count: int,
     severity: int | None,
+    priority: str | None,
     sids: tuple[int, ...],
     addrs: tuple[str, ...],
     as_json: bool,
@@ -222,7 +238,11 @@ def tail(
     """Print recent alerts; with --follow, keep printing new ones (Ctrl-C stops)."""
     settings: RedisSettings = obj["settings"]
     stream: str = obj["stream"]
-    wanted = AlertFilter(severity, sids, addrs)
+    if priority is not None and priority.strip().isdigit():
+        severity, priority = int(priority), None  # the old meaning: an alias of --severity
+    if priority is not None and priority not in _PRIORITY_RANK:
+        raise click.BadParameter("expected high, medium or low", param_hint="--priority")
+    wanted = AlertFilter(severity, sids, addrs, priority)
     client = connect(settings, retries=1)
     colour = not as_json and sys.stdout.isatty()
 

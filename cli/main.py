@@ -21,7 +21,6 @@ from cli import (
     completion_cmd,
     config_cmd,
     policy_cmd,
-    respond_cmd,
     rules_cmd,
     run,
     service_cmd,
@@ -73,9 +72,8 @@ sekimori.add_command(rules_cmd.command)
 sekimori.add_command(alerts_cmd.command)
 sekimori.add_command(status_cmd.command)
 sekimori.add_command(service_cmd.command)
-sekimori.add_command(completion_cmd.command)
 sekimori.add_command(blocks_cmd.command)
-sekimori.add_command(respond_cmd.command)
+sekimori.add_command(completion_cmd.command)
 sekimori.add_command(policy_cmd.command)
 sekimori.add_command(tune_cmd.command)
 

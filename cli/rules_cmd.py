@@ -7,6 +7,7 @@ Scope: thin wrappers over signatures/ruleset.py and the sensor pipeline; printin
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import click
 
@@ -104,3 +105,117 @@ def test(state: CliState, files: tuple[str, ...], pcap: str, sets: tuple[str, ..
     click.echo(f"{summary.packets} packets, {summary.alerts} alerts from {len(counts)} rules")
     for (gid, sid, msg), n in counts.most_common():
         click.echo(f"{n:7d}  {gid}:{sid}  {msg}")
+
+
+# -- versioned bundles (signatures/bundles.py, docs/policy.md) ---------------------------
+
+if TYPE_CHECKING:
+    from signatures.bundles import Activation
+
+_STORE = click.option("--store", envvar="SEKIMORI_RULE_STORE", default="/var/lib/sekimori/rules",
+                      show_default=True, help="Bundle store directory (env SEKIMORI_RULE_STORE).")  # fmt: skip
+_PIDFILE = click.option("--pidfile", default=None, metavar="FILE",
+                        help="Sensor pidfile to SIGHUP (default $SEKIMORI_PIDFILE or "
+                             "/run/sekimori/sekimori.pid).")  # fmt: skip
+
+
+def _show_activation(result: Activation) -> None:
+    click.echo(f"active: {result.version} (was {result.previous}); {result.note}")
+
+
+@command.command("update")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@_STORE
+@click.option("--disable-conf", type=click.Path(dir_okay=False), help="suricata-update syntax.")
+@click.option("--enable-conf", type=click.Path(dir_okay=False))
+@click.option("--drop-conf", type=click.Path(dir_okay=False))
+@click.option("--modify-conf", type=click.Path(dir_okay=False))
+@click.option("--max-invalid", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Invalid rules tolerated (unsupported keywords never count).")  # fmt: skip
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Download timeout.")
+@click.option("--activate", "then_activate", is_flag=True, help="Activate the new version.")
+@_PIDFILE
+@click.pass_obj
+def update(state: CliState, sources: tuple[str, ...], store: str, disable_conf: str | None,
+           enable_conf: str | None, drop_conf: str | None, modify_conf: str | None,
+           max_invalid: int, timeout: float, then_activate: bool, pidfile: str | None) -> None:  # fmt: skip
+    """Build a rule bundle from files, directories, tarballs or URLs; validate and store it."""
+    from signatures.bundles import BundleStore
+
+    config = load(state)
+    conf = {"disable": disable_conf, "enable": enable_conf, "drop": drop_conf,
+            "modify": modify_conf}  # fmt: skip
+    bundles = BundleStore(store)
+    manifest, new = bundles.update(sources, _variables(config), conf=conf, max_invalid=max_invalid,
+                                   classification_file=config.detect.classification_file,
+                                   timeout=timeout)  # fmt: skip
+    click.echo(f"{'stored' if new else 'unchanged'}: version {manifest.version}, "
+               f"{manifest.rules} rules, {manifest.disabled} disabled, "
+               f"{manifest.skipped} skipped")  # fmt: skip
+    for issue in manifest.issues:
+        click.echo(f"  {issue}")
+    if then_activate:
+        _show_activation(bundles.activate(manifest.version, pidfile=pidfile,
+                                          sensor_cache=config.detect.cache_dir))  # fmt: skip
+
+
+@command.command("activate")
+@click.argument("version")
+@_STORE
+@_PIDFILE
+@click.pass_obj
+def activate(state: CliState, version: str, store: str, pidfile: str | None) -> None:
+    """Make VERSION (hash prefix) current and tell the running sensor to reload."""
+    from signatures.bundles import BundleStore
+
+    config = load(state)
+    _show_activation(BundleStore(store).activate(version, pidfile=pidfile,
+                                                 sensor_cache=config.detect.cache_dir))  # fmt: skip
+
+
+@command.command("rollback")
+@_STORE
+@_PIDFILE
+@click.pass_obj
+def rollback(state: CliState, store: str, pidfile: str | None) -> None:
+    """Go back to the previously active version."""
+    from signatures.bundles import BundleStore
+
+    config = load(state)
+    _show_activation(BundleStore(store).rollback(pidfile=pidfile,
+                                                 sensor_cache=config.detect.cache_dir))  # fmt: skip
+
+
+@command.command("versions")
+@_STORE
+def versions(store: str) -> None:
+    """Stored versions, oldest first; * marks the current one."""
+    from signatures.bundles import BundleStore
+
+    bundles = BundleStore(store)
+    current = bundles.current()
+    for m in bundles.versions():
+        mark = "*" if m.version == current else " "
+        click.echo(f"{mark} {m.version}  {m.created}  {m.rules:6d} rules  {', '.join(m.sources)}")
+
+
+@command.command("diff")
+@click.argument("a")
+@click.argument("b")
+@_STORE
+def diff(a: str, b: str, store: str) -> None:
+    """Rules added, removed and changed from version A to B (hash, current, previous)."""
+    from signatures.bundles import BundleStore
+
+    result = BundleStore(store).diff(a, b)
+    for rule in result.added:
+        click.echo(f"+ {rule.gid}:{rule.sid} rev {rule.rev} ({rule.file})")
+    for rule in result.removed:
+        click.echo(f"- {rule.gid}:{rule.sid} rev {rule.rev} ({rule.file})")
+    for old, new in result.changed:
+        what = [] if old.enabled == new.enabled else ["enabled" if new.enabled else "disabled"]
+        if old.text != new.text:
+            what.append(f"rev {old.rev} -> {new.rev}" if old.rev != new.rev else "text changed")
+        click.echo(f"~ {new.gid}:{new.sid} {', '.join(what)} ({new.file})")
+    click.echo(f"{len(result.added)} added, {len(result.removed)} removed, "
+               f"{len(result.changed)} changed")  # fmt: skip
