@@ -8,7 +8,8 @@ restart; a policy that fails to load is logged and the running one kept) and rec
 exceptions fired in a small JSON hits file for ``sekimori tune``.
 
 What an alert gets, under ``record["sekimori"]`` (the contract is in docs/policy.md):
-``stage``, ``mode``, ``stage_origin``, ``policy_version``, ``priority``, ``priority_score``,
+``stage``, ``mode`` (``prevent`` only for stage enforce under a prevent policy),
+``policy_mode``, ``stage_origin``, ``policy_version``, ``priority``, ``priority_score``,
 ``assets``, ``asset_names``, ``response`` (what enforcing would do), ``would_reset`` and
 ``would_block`` (set for shadow and enforce), ``rate_filter`` when one changed the action.
 
@@ -73,13 +74,17 @@ class PolicyDecider:
         stage = self.stage_of(facts)
         src, dst = self.inventory.lookup(view.src), self.inventory.lookup(view.dst)
         score, label = priority(facts.severity, src, dst)
+        enforced = stage.stage == "enforce" and self.policy.mode == "prevent"
         wanted = (
             stage.entry.response if stage.entry and stage.entry.response else ("reset", "block")
         )
         reset = "reset" in wanted and view.proto == "tcp"
         block = self._block_target(record, view) if "block" in wanted else None
         out: dict[str, Any] = {
-            "stage": stage.stage, "mode": self.policy.mode, "stage_origin": stage.origin,
+            # mode is per alert: prevent only for an enforced rule under a prevent policy, so
+            # responders that follow the sensor's mode act exactly on enforced rules.
+            "stage": stage.stage, "policy_mode": self.policy.mode,
+            "mode": "prevent" if enforced else "detect", "stage_origin": stage.origin,
             "policy_version": self.policy.version, "priority": label, "priority_score": score,
             "assets": {"src": asset_dict(src), "dest": asset_dict(dst)},
             "asset_names": [a.name for a in (src, dst) if a is not None],

@@ -170,8 +170,8 @@ class ExceptionState:
         w = self._window((1_000_000 + index, _track_key(rf.track, view)))
         if w[2] and view.ts < w[2]:
             return rf.new_action
-        if w[1] == 0 or view.ts - w[0] >= rf.seconds:
-            w[0], w[1] = view.ts, 0
+        if w[2] or w[1] == 0 or view.ts - w[0] >= rf.seconds:
+            w[0], w[1], w[2] = view.ts, 0, 0.0  # after a timeout counting starts afresh
         w[1] += 1
         if w[1] > rf.count:
             w[2] = view.ts + rf.timeout

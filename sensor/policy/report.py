@@ -124,7 +124,7 @@ def build_report(records: Iterable[dict[str, Any]], *, since_s: float, end: floa
                 per_asset[str(name)] += 1
         timeline[min(int((t - start) / width), buckets - 1)] += 1
     rules = sorted(stats.values(), key=lambda s: (-s.count, s.sid))
-    fired = {s.sid for s in rules}
+    fired = {int((r.get("alert") or {}).get("signature_id", 0)) for _, r in alerts}
     never = sorted((sid, f.msg) for sid, f in facts.items() if sid not in fired)
     return Report(start, end, total, dict(by_stage), rules,
                   [(start + i * width, n) for i, n in enumerate(timeline)], dict(per_asset),
