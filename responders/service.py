@@ -276,6 +276,7 @@ class RespondService:
     def handle(self, message: BusMessage) -> None:
         """Everything for one alert; returns when every responder has finished with it."""
         eve = message.eve
+        received = time.time()
         decision = decide(self.cfg.policy, self.cfg.mode, eve)
         outcomes: list[tuple[Outcome, bool]] = []
         if decision.triggered:
@@ -294,6 +295,10 @@ class RespondService:
             for outcome in self._block(eve, enforce):
                 outcomes.append((outcome, enforce))
         for outcome, enforce in outcomes:
+            if "sent_at" in outcome.details:  # where capture-to-send time went: bus vs here
+                details = dict(outcome.details, received_at=received)
+                outcome = Outcome(outcome.responder, outcome.status, outcome.reason, details,
+                                  outcome.elapsed_ms)  # fmt: skip
             self._record(message, outcome, enforce)
 
     def _caller(self, responder: AlertResponder, eve: dict[str, Any], enforce: bool

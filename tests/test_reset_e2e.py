@@ -195,7 +195,7 @@ def _server_results(path: Path) -> dict[str, str]:
     return out
 
 
-def _decisions(client: redis.Redis, after: str = "-") -> list[dict[str, str]]:
+def _decisions(client: Any, after: str = "-") -> list[dict[str, str]]:
     rows = client.xrange("sekimori:decisions", min=after)
     return [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in rows]
 
@@ -206,6 +206,12 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def _pcts(values: list[int]) -> str:
+    ordered = sorted(values)
+    rank = -(-len(ordered) * 99 // 100)
+    return f"p50 {ordered[(len(ordered) - 1) // 2]} p99 {ordered[rank - 1]} max {ordered[-1]}"
 
 
 @pytest.fixture
@@ -242,7 +248,7 @@ def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
 ) -> None:
     rules = tmp_path / "lab.rules"
     rules.write_text(RULE)
-    client = redis.Redis.from_url(redis_server, socket_timeout=5)
+    client: Any = redis.Redis.from_url(redis_server, socket_timeout=5)
     procs: list[subprocess.Popen[str]] = []
     try:
         server_log = tmp_path / "server.log"
@@ -275,10 +281,12 @@ def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
         resets = [d for d in decisions if d["outcome"] == "reset"]
         confirmed = [d for d in decisions if d["outcome"] == "confirmed"]
         latencies = sorted(int(d["latency_us"]) for d in resets if "latency_us" in d)
-        p50 = latencies[len(latencies) // 2]
-        p99 = latencies[min(len(latencies) - 1, -(-len(latencies) * 99 // 100) - 1)]
+        detail = [json.loads(d["details"]) for d in resets]
+        to_bus = sorted(round((x["received_at"] - x["sent_at"]) * 1e6 + x["latency_us"])
+                        for x in detail)  # fmt: skip
         print(f"\nreset lab: {len(both)}/{SESSIONS} reset on both ends, {len(confirmed)} "
-              f"confirmed; capture-to-send p50 {p50} us, p99 {p99} us, max {latencies[-1]} us")  # fmt: skip
+              f"confirmed; capture-to-send us: {_pcts(latencies)}; capture-to-responder us: "
+              f"{_pcts(to_bus)}")  # fmt: skip
         assert all(r["bytes"] == 0 for r in results if r["client"] == "reset")
         assert len(both) >= SESSIONS - 1, results
         assert len(confirmed) >= SESSIONS - 1, [d for d in decisions if d["outcome"] == "failed"]

@@ -1,0 +1,78 @@
+"""The reset watcher on a real interface: frames written into one end of a veth pair the
+test creates (IPv6 off, no addresses: nothing else talks on it) reach the watcher on the
+other end, which decides ``failed`` on a challenge ACK and ``confirmed`` on silence."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from responders.inject import RawSender, RstSpec, build_rst
+from responders.outcome import CONFIRMED, FAILED, FlowWatcher, ResetWatch, Verdict
+
+pytestmark = pytest.mark.root
+A, B = ("10.88.0.1", 40000), ("10.88.0.2", 80)
+MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def veth(require_root: None) -> Iterator[tuple[str, str]]:
+    tag = secrets.token_hex(3)
+    a, b = f"skwa{tag}", f"skwb{tag}"
+    _ip("link", "add", a, "type", "veth", "peer", "name", b)
+    try:
+        for name in (a, b):
+            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"],
+                           capture_output=True, timeout=10)  # fmt: skip
+            _ip("link", "set", name, "up")
+        yield a, b
+    finally:
+        subprocess.run(["ip", "link", "del", a], capture_output=True, timeout=10)
+
+
+def _watch(verdicts: list[Verdict], done: threading.Event) -> ResetWatch:
+    def report(v: Verdict) -> None:
+        verdicts.append(v)
+        done.set()
+
+    return ResetWatch(client=(bytes([10, 88, 0, 1]), A[1]), server=(bytes([10, 88, 0, 2]), B[1]),
+                      to_server_seq=1000, to_client_seq=5000, sent_at=time.time(),
+                      window_s=0.4, grace_s=0.0, on_verdict=report)  # fmt: skip
+
+
+def test_challenge_ack_fails_and_silence_confirms(veth: tuple[str, str]) -> None:
+    a, b = veth
+    results: dict[str, list[Verdict]] = {}
+    watcher = FlowWatcher(b)
+    sender = RawSender(a)
+    try:
+        watcher.start()
+        sender.open()
+        for name, answer in (("ack", True), ("quiet", False)):
+            verdicts: list[Verdict] = []
+            done = threading.Event()
+            watcher.arm()
+            watcher.watch(_watch(verdicts, done))
+            if answer:  # the server answers our RST with an ACK carrying its real RCV.NXT
+                spec = RstSpec(MAC_B, MAC_A, B[0], A[0], B[1], A[1], 5000, 1460, 64)
+                frame = bytearray(build_rst(spec))
+                frame[14 + 20 + 13] = 0x10  # TCP flags: ACK only
+                sender.send([bytes(frame)])
+            done.wait(3)
+            results[name] = verdicts
+        assert watcher.stats.snapshot() == {"confirmed": 1, "failed": 1, "watching": 0}
+    finally:
+        sender.close()
+        watcher.stop()
+    assert [v.status for v in results["ack"]] == [FAILED]
+    assert "challenge ACK" in results["ack"][0].reason
+    assert [v.status for v in results["quiet"]] == [CONFIRMED]
