@@ -114,6 +114,10 @@ class AppLayerConfig:
     http: bool = True
     dns: bool = True
     tls: bool = True
+    # libhtp's default-config limits (Suricata's suricata.yaml values)
+    request_body_limit: int = 100 * 1024
+    response_body_limit: int = 100 * 1024
+    decompress_layer_limit: int = 2
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,7 @@ class _Setting:
 
 
 _S = _Setting
+_LIBHTP = "app-layer.protocols.http.libhtp.default-config."
 _SETTINGS: Mapping[str, _Setting] = MappingProxyType(
     {
         "stream.midstream": _S("stream", "midstream", parse_bool),
@@ -260,6 +265,11 @@ _SETTINGS: Mapping[str, _Setting] = MappingProxyType(
         "detect.strict": _S("detect", "strict", parse_bool),
         "app-layer.protocols.http.enabled": _S("app_layer", "http", _parse_enabled),
         "app-layer.protocols.dns.enabled": _S("app_layer", "dns", _parse_enabled),
+        _LIBHTP + "request-body-limit": _S("app_layer", "request_body_limit", parse_size),
+        _LIBHTP + "response-body-limit": _S("app_layer", "response_body_limit", parse_size),
+        _LIBHTP + "response-body-decompress-layer-limit": _S(
+            "app_layer", "decompress_layer_limit", parse_size
+        ),
         "app-layer.protocols.tls.enabled": _S("app_layer", "tls", _parse_enabled),
         "outputs.eve.filename": _S("output", "eve_file", _parse_opt_str),
         "outputs.redis.url": _S("output", "redis_url", _parse_redis_url),

@@ -18,7 +18,17 @@ from signatures.flowkw import BitOp, FlowintOp, Threshold
 class FlowDetectState:
     """Hung on ``Flow.detect``; created on the first packet a rule looks at."""
 
-    __slots__ = ("bits", "ints", "ipo_toclient", "ipo_toserver", "tail_toclient", "tail_toserver")
+    __slots__ = (
+        "app_pending",
+        "app_visible",
+        "bits",
+        "ints",
+        "ipo_toclient",
+        "ipo_toserver",
+        "tail_toclient",
+        "tail_toserver",
+        "tx_done",
+    )
 
     def __init__(self) -> None:
         self.bits: set[str] = set()
@@ -27,6 +37,11 @@ class FlowDetectState:
         self.ipo_toclient = False
         self.tail_toserver = b""
         self.tail_toclient = b""
+        self.tx_done: set[tuple[int, int]] = set()  # (tx id, rule order) already alerted
+        # The app protocol as packet rules see it (Suricata's timing, see Detector.inspect),
+        # and the direction of the data that revealed it while that is not yet visible.
+        self.app_visible: str | None = None
+        self.app_pending: bool | None = None
 
 
 def bits_check(have: set[str] | dict[str, float], op: BitOp, now: float) -> bool:

@@ -124,7 +124,7 @@ class Flow:
         self.est_pcap_cnt = -1
         self.est_value = False
         self.detect: Any = None  # opaque: owned by the detection engine
-        self.app: object | None = None
+        self.app: Any = None  # opaque: the application layer (sensor/applayer)
         if pkt.proto == IPPROTO_TCP:
             self.toserver: TcpDir | None = TcpDir()
             self.toclient: TcpDir | None = TcpDir()

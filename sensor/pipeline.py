@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sensor.applayer.common import AppLayerSettings
 from sensor.capture import LiveCapture, open_capture
 from sensor.config import Config
 from sensor.decode import Decoder
 from sensor.detect import Detector
+from sensor.detect_app import APP_LAYER_BUFFERS
 from sensor.errors import SekimoriError
 from sensor.extensions import AlertEvent, Extensions, build_extensions
 from sensor.flow import FlowTable
@@ -37,10 +39,13 @@ from sensor.packet import Packet
 from sensor.runcontrol import RunControl
 from signatures.compiler import CompiledRuleset
 from signatures.rule import Signature
-from signatures.ruleset import RulesetReport, load_ruleset
+from signatures.ruleset import SUPPORTED_BUFFERS, RulesetReport, load_ruleset
 from signatures.variables import Variables
 
 log = logging.getLogger("sekimori.sensor")
+
+# Buffers this sensor can produce: packet/stream data, headers, and the app-layer buffers.
+SENSOR_BUFFERS = SUPPORTED_BUFFERS | APP_LAYER_BUFFERS
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class _Loop:
         self.decoder = Decoder()
         self.flows = FlowTable(config.flow, config.stream)
         self.detector = detector
+        self.app_settings = app_settings(config)
         self.observers = tuple(ext.observers)
         self.policies = tuple(ext.policies)
         self.sinks = tuple(ext.sinks)
@@ -130,9 +136,6 @@ class _Loop:
         for f in flows:
             for sig, pseudo in self.detector.flow_end(f, ts_sec, ts_usec):
                 self._emit([sig], pseudo)
-            app = f.app
-            if app is not None:
-                app.close()
 
     def finish(self) -> None:
         """End of input: every flow ends now (at the last packet's time)."""
@@ -202,7 +205,7 @@ class _Loop:
     def swap_ruleset(self, ruleset: CompiledRuleset) -> None:
         """New rules from the next packet on; flows, flowbits and hostbits are kept."""
         old = self.detector
-        new = Detector(ruleset)
+        new = Detector(ruleset, self.app_settings)
         new.hostbits, new.thresholds = old.hostbits, old.thresholds
         self.detector = new
 
@@ -219,7 +222,7 @@ def run(config: Config, request: RunRequest) -> RunSummary:
         ext.sinks.append(
             RedisSink(publisher, config.sensor_id, immediate=request.iface is not None)
         )
-    loop = _Loop(config, Detector(ruleset), ext)
+    loop = _Loop(config, Detector(ruleset, app_settings(config)), ext)
     control = RunControl()
     try:
         if request.pcap is not None:
@@ -261,6 +264,15 @@ def _load_rules(config: Config, request: RunRequest) -> tuple[CompiledRuleset, R
         classification_file=config.detect.classification_file,
         cache_dir=config.detect.cache_dir or default_cache_dir(),
         strict=request.strict,
+        supported_buffers=SENSOR_BUFFERS,
+    )  # fmt: skip
+
+
+def app_settings(config: Config) -> AppLayerSettings:
+    a = config.app_layer
+    return AppLayerSettings(
+        http=a.http, dns=a.dns, tls=a.tls, request_body_limit=a.request_body_limit,
+        response_body_limit=a.response_body_limit, decompress_layer_limit=a.decompress_layer_limit,
     )  # fmt: skip
 
 

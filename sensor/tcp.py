@@ -60,7 +60,8 @@ SSN_TFO = 0x10
 SSN_WSCALE_OFFERED = 0x20  # the SYN carried a window-scale option
 
 TCP_WSCALE_MAX = 14
-_TCPOPT_EOL, _TCPOPT_NOP, _TCPOPT_WSCALE, _TCPOPT_TFO = 0, 1, 3, 34
+_TCPOPT_EOL, _TCPOPT_NOP, _TCPOPT_WSCALE, _TCPOPT_TFO, _TCPOPT_EXP = 0, 1, 3, 34, 254
+_TFO_MAGIC = b"\xf9\x89"
 _MAX_RST_SLACK = 65535
 
 
@@ -81,8 +82,8 @@ def syn_options(pkt: Packet) -> tuple[int, bool]:
         size = data[off + 1]
         if kind == _TCPOPT_WSCALE and size == 3 and off + 2 < end:
             wscale = min(data[off + 2], TCP_WSCALE_MAX)
-        elif kind == _TCPOPT_TFO:
-            tfo = True
+        elif kind == _TCPOPT_TFO or (kind == _TCPOPT_EXP and data[off + 2 : off + 4] == _TFO_MAGIC):
+            tfo = True  # RFC 7413 option 34, or its experimental form (RFC 6994 kind 254)
         off += size
     return wscale, tfo
 

@@ -51,6 +51,8 @@ APP_BUFFERS: frozenset[str] = frozenset(
         "http.response_body",
         "http.location",
         "http.server",
+        "http.request_header",
+        "http.response_header",
         # files (HTTP bodies as files, SMTP attachments, ...)
         "file.data",
         "file.name",
@@ -161,4 +163,70 @@ def sticky_buffer_name(keyword: str) -> str | None:
         return ALIASES[keyword]
     if keyword in APP_BUFFERS or keyword in HEADER_BUFFERS:
         return keyword
+    return None
+
+
+# Which direction fills each application buffer: "ts" (request / client), "tc" (response /
+# server) or "both" (filled from either side; the packet's direction picks the version).
+_TS = "ts"
+_TC = "tc"
+_BOTH = "both"
+BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(
+            (
+                "http.uri",
+                "http.uri.raw",
+                "http.method",
+                "http.host",
+                "http.host.raw",
+                "http.user_agent",
+                "http.request_body",
+                "http.request_line",
+                "http.accept",
+                "http.accept_enc",
+                "http.accept_lang",
+                "http.referer",
+                "http.request_header",
+                "dns.query",
+                "tls.sni",
+                "ja3.hash",
+                "ja3.string",
+                "ja4.hash",
+            ),
+            _TS,
+        ),
+        **dict.fromkeys(
+            (
+                "http.stat_code",
+                "http.stat_msg",
+                "http.response_line",
+                "http.response_body",
+                "http.location",
+                "http.server",
+                "http.response_header",
+                "ja3s.hash",
+                "ja3s.string",
+            ),
+            _TC,
+        ),
+    }
+)
+
+
+def buffer_direction(name: str) -> str:
+    """ "ts", "tc" or "both" for an application buffer (unknown ones count as both)."""
+    return BUFFER_DIRECTION.get(name, _BOTH)
+
+
+def buffer_app_proto(name: str) -> str | None:
+    """The application protocol whose parser fills ``name`` (None for pkt_data/headers)."""
+    if name.startswith(("http.", "file.")):
+        return "http"
+    if name.startswith("dns."):
+        return "dns"
+    if name.startswith(("tls.", "ja3", "ja4")):
+        return "tls"
+    if name.startswith("ssh."):
+        return "ssh"
     return None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from sensor.errors import RuleError, UnsupportedKeyword
 from sensor.packet import Packet
 from signatures import flowkw
+from signatures.buffers import buffer_app_proto
 from signatures.classification import Classifications
 from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
 from signatures.header import PACKET_KEYWORDS
@@ -43,7 +44,19 @@ _PROTOCOLS: dict[str, tuple[frozenset[int] | None, int]] = {
     "sctp": (frozenset({132}), 0),
 }
 
+# Application protocols a rule header may name, and the transports they run on. A rule on
+# one of these only matches flows whose detected app_proto is that protocol.
+_APP_PROTOCOLS: dict[str, frozenset[int]] = {
+    "http": frozenset({6}), "http1": frozenset({6}), "tls": frozenset({6}),
+    "ssl": frozenset({6}), "dns": frozenset({6, 17}), "ssh": frozenset({6}),
+    "smtp": frozenset({6}), "ftp": frozenset({6}), "smb": frozenset({6}),
+    "pop3": frozenset({6}), "imap": frozenset({6}),
+}  # fmt: skip
+_APP_ALIASES = {"http1": "http", "ssl": "tls"}
+
 _HEADER_BUFFER_PROTOS = {"ipv4.hdr": 4, "ipv6.hdr": 6}
+_LEGACY_TLS = {"tls.subject": "tls.cert_subject", "tls.issuerdn": "tls.cert_issuer",
+               "tls.fingerprint": "tls.cert_fingerprint"}  # fmt: skip
 
 _META = frozenset({"msg", "sid", "rev", "gid", "classtype", "priority", "reference", "metadata",
                    "target", "prefilter", "tag", "noalert", "requires"})  # fmt: skip
@@ -113,11 +126,18 @@ class SignatureBuilder:
 
         assert isinstance(parsed, ParsedRule)
         proto = parsed.proto
-        if proto not in _PROTOCOLS:
+        app_proto: str | None = None
+        l4: frozenset[int] | None
+        if proto in _APP_PROTOCOLS:
+            l4, ipver = _APP_PROTOCOLS[proto], 0
+            app_proto = _APP_ALIASES.get(proto, proto)
+        elif proto in _PROTOCOLS:
+            l4, ipver = _PROTOCOLS[proto]
+        else:
             raise UnsupportedKeyword(f"protocol {proto}")
-        l4, ipver = _PROTOCOLS[proto]
         draft = _Draft()
         payload = PayloadBuilder(self._supported_buffers)
+        urilen: list[str | None] = []
         for opt in parsed.options:
             name, value = opt.name, opt.value
             if name in _META:
@@ -128,6 +148,14 @@ class SignatureBuilder:
                 draft.force_packet |= forces_packet
             elif name in _FLOW_HANDLERS:
                 _FLOW_HANDLERS[name](draft, value)
+            elif name == "uricontent":  # Snort's spelling of content + http_uri
+                payload.add("content", value, opt.quoted)
+                payload.add("http_uri", None, False)
+            elif name in _LEGACY_TLS:  # tls.subject:"x" is content "x" in tls.cert_subject
+                payload.add(_LEGACY_TLS[name], None, False)
+                payload.add("content", value, opt.quoted)
+            elif name == "urilen":
+                urilen.append(value)
             elif payload.claims(name):
                 payload.add(name, value, opt.quoted)
             elif name in UNSUPPORTED_KEYWORDS:
@@ -136,6 +164,11 @@ class SignatureBuilder:
                 raise RuleError(f"unknown keyword '{name}'", category="unknown keyword")
         if draft.sid is None:
             raise RuleError("rule has no sid", category="missing sid")
+        for value in urilen:  # urilen is bsize on the (normalised or raw) URI buffer
+            size, _, kind = (value or "").partition(",")
+            raw = kind.strip() == "raw"
+            payload.add("http.uri.raw" if raw else "http.uri", None, False)
+            payload.add("bsize", size.strip(), False)
         spec = payload.finish()
         programs = spec.programs if spec is not None else {}
         header_buffers = tuple(b for b in programs if b.endswith(".hdr"))
@@ -143,6 +176,17 @@ class SignatureBuilder:
         for b in header_buffers:
             if b in _HEADER_BUFFER_PROTOS and not ipver:
                 ipver = _HEADER_BUFFER_PROTOS[b]
+        for b in app_buffers:
+            implied = buffer_app_proto(b)
+            if implied is None:
+                continue
+            if app_proto is None:
+                app_proto = implied
+                transports = _APP_PROTOCOLS[implied]
+                l4 = transports if l4 is None else l4 & transports
+            elif implied != app_proto and not (b.startswith("file.") and app_proto != "dns"):
+                raise RuleError(f"buffer {b} does not belong to protocol {app_proto}",
+                                category="mixed app protocols")  # fmt: skip
         has_pkt_data = "pkt_data" in programs
         inspect = self._inspect_mode(proto, draft)
         classtype = self._classes.get(draft.classtype) if draft.classtype else None
@@ -164,13 +208,14 @@ class SignatureBuilder:
             and draft.stream_size is None
             and parsed.sport.is_any
             and parsed.dport.is_any
+            and app_proto is None
         )
         return Signature(
             sid=draft.sid, gid=draft.gid, rev=draft.rev, msg=draft.msg, action=parsed.action,
             classtype=draft.classtype, category=classtype.description if classtype else "",
             severity=severity, metadata=tuple(draft.metadata),
             references=tuple(draft.references), target=draft.target,
-            proto=proto, l4=l4, ipver=ipver, app_proto=None,
+            proto=proto, l4=l4, ipver=ipver, app_proto=app_proto,
             src=parsed.src, sport=parsed.sport, dst=parsed.dst, dport=parsed.dport,
             bidirectional=parsed.direction == "<>",
             checks=tuple(c for _, c in draft.checks), flow_bits=draft.flow_bits,

@@ -41,9 +41,19 @@ class RuleGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class AppGroup:
+    """Rules inspecting one application protocol's transactions (http.uri, dns.query...)."""
+
+    proto: str
+    always: tuple[int, ...]  # orders of rules without an application-buffer fast pattern
+    prefilters: dict[str, tuple[LiteralSet, tuple[tuple[int, ...], ...]]]  # buffer -> db, users
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRuleset:
     signatures: tuple[Signature, ...]  # index == Signature.order
     groups: dict[int, RuleGroup]
+    app_groups: dict[str, AppGroup]  # app proto -> transaction rules
     version: str  # hash of the rule texts in order, for EVE/stats and the cache
     max_reach: int  # bytes of stream history kept so split matches are found
 
@@ -89,9 +99,16 @@ def compile_ruleset(
     """Order the signatures and build one group per L4 protocol."""
     ordered = order_signatures(sigs)
     cache = _Cache(cache_dir)
+    packet_rules = [s for s in ordered if not s.app_buffers]
     groups: dict[int, RuleGroup] = {}
     for key in GROUP_KEYS:
-        groups[key] = _build_group(key, [s for s in ordered if _applies_to(s, key)], cache)
+        groups[key] = _build_group(key, [s for s in packet_rules if _applies_to(s, key)], cache)
+    app_groups = {
+        proto: _build_app_group(
+            proto, [s for s in ordered if s.app_buffers and s.app_proto == proto], cache
+        )
+        for proto in sorted({s.app_proto for s in ordered if s.app_buffers and s.app_proto})
+    }
     reach = 0
     for s in ordered:
         if s.payload is None or "pkt_data" not in s.payload.programs:
@@ -100,7 +117,7 @@ def compile_ruleset(
         reach = stream_window_cap if r is None else max(reach, min(r, stream_window_cap))
         if reach >= stream_window_cap:
             break
-    return CompiledRuleset(ordered, groups, ruleset_version(ordered), reach)
+    return CompiledRuleset(ordered, groups, app_groups, ruleset_version(ordered), reach)
 
 
 def _build_group(key: int, sigs: list[Signature], cache: _Cache) -> RuleGroup:
@@ -123,6 +140,26 @@ def _build_group(key: int, sigs: list[Signature], cache: _Cache) -> RuleGroup:
     pats = list(patterns)
     prefilter = cache.literal_set(pats) if pats else None
     return RuleGroup(key, tuple(always), tuple(ip_only), prefilter, tuple(tuple(u) for u in users))
+
+
+def _build_app_group(proto: str, sigs: list[Signature], cache: _Cache) -> AppGroup:
+    always: list[int] = []
+    per_buffer: dict[str, tuple[dict[tuple[bytes, bool], int], list[list[int]]]] = {}
+    for s in sigs:
+        fp = s.payload.fast_pattern if s.payload is not None else None
+        if fp is None or fp.negated or not fp.pattern or fp.buffer not in s.app_buffers:
+            always.append(s.order)
+            continue
+        patterns, users = per_buffer.setdefault(fp.buffer, ({}, []))
+        pid = patterns.setdefault((fp.pattern, fp.nocase), len(patterns))
+        if pid == len(users):
+            users.append([])
+        users[pid].append(s.order)
+    prefilters = {
+        buf: (cache.literal_set(list(patterns)), tuple(tuple(u) for u in users))
+        for buf, (patterns, users) in per_buffer.items()
+    }
+    return AppGroup(proto, tuple(always), prefilters)
 
 
 class _Cache:

@@ -72,7 +72,8 @@ class BitOp:
 
 
 _BIT_OPS = ("set", "unset", "toggle", "isset", "isnotset")
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# Suricata takes any name without spaces or the operators themselves (ET uses "a/b/c").
+_NAME = re.compile(r"^[^\s|&,;]+$")
 
 
 def parse_flowbits(value: str | None) -> BitOp | None:

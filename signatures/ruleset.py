@@ -85,8 +85,9 @@ def load_ruleset(
     classification_file: str | None = None,
     cache_dir: str | None = None,
     strict: bool = False,
+    supported_buffers: frozenset[str] = SUPPORTED_BUFFERS,
 ) -> tuple[CompiledRuleset, RulesetReport]:
-    sigs, report = build_signatures(files, variables, classification_file)
+    sigs, report = build_signatures(files, variables, classification_file, supported_buffers)
     if strict and report.skipped:
         first = next(i for i in report.issues if i.severity == "error")
         raise RuleError(f"{report.skipped} rule(s) not loaded (strict mode); first: "

@@ -1,0 +1,148 @@
+"""Transaction rules: signatures over application buffers (http.uri, file.data, dns.query...).
+
+Scope: feed a flow's in-order data to its application layer (sensor/applayer), and for every
+transaction with new buffers select candidate rules (the protocol's rules without an app
+fast pattern, plus Hyperscan prefilter hits on the transaction's buffers) and check them.
+As in Suricata, a rule alerts at most once per transaction; a rule whose buffers belong to
+the response is checked on packets towards the client, one on request buffers on packets
+towards the server, and one on buffers both sides fill (``file.data``, ``http.header``...)
+in either direction with that direction's version.
+
+Non-goals: file extraction keywords (filename, filemagic, filestore), HTTP/2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sensor.applayer import AppLayer
+from sensor.applayer.common import AppLayerSettings, Transaction
+from signatures.buffers import buffer_direction
+from signatures.compiler import AppGroup, CompiledRuleset
+from signatures.rule import Signature
+
+# Buffers the application layer fills; rules on other app buffers are reported unsupported.
+APP_LAYER_BUFFERS = frozenset(
+    [
+        "http.uri",
+        "http.uri.raw",
+        "http.method",
+        "http.host",
+        "http.host.raw",
+        "http.user_agent",
+        "http.header",
+        "http.header.raw",
+        "http.cookie",
+        "http.request_body",
+        "http.stat_code",
+        "http.stat_msg",
+        "http.response_body",
+        "file.data",
+        "http.request_line",
+        "http.response_line",
+        "http.protocol",
+        "http.start",
+        "http.header_names",
+        "http.accept",
+        "http.accept_enc",
+        "http.accept_lang",
+        "http.referer",
+        "http.content_type",
+        "http.content_len",
+        "http.connection",
+        "http.location",
+        "http.server",
+        "dns.query",
+        "tls.sni",
+        "tls.cert_subject",
+        "tls.cert_issuer",
+        "tls.cert_serial",
+        "tls.cert_fingerprint",
+        "tls.certs",
+        "tls.subjectaltname",
+        "ja3.hash",
+        "ja3.string",
+        "ja3s.hash",
+        "ja3s.string",
+        "http.request_header",
+        "http.response_header",
+    ]
+)
+
+# Buffers derived from another one on demand: one entry per header line, "Name: value".
+_PER_HEADER = {"http.request_header": True, "http.response_header": False}
+
+
+def _header_lines(block: Any) -> list[bytes] | None:
+    if not isinstance(block, bytes):
+        return None
+    return [line for line in block.split(b"\r\n") if line]
+
+
+TS, TC, ANY = 1, 2, 3  # which packet directions a transaction rule is checked on
+
+
+def rule_direction(sig: Signature) -> int:
+    dirs = {buffer_direction(b) for b in sig.app_buffers}
+    if "tc" in dirs:
+        return TC
+    if "ts" in dirs:
+        return TS
+    return ANY
+
+
+def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
+    if name in _PER_HEADER:
+        return _header_lines(tx.get("http.header", _PER_HEADER[name]))
+    d = buffer_direction(name)
+    if d == "ts":
+        return tx.get(name, True)
+    if d == "tc":
+        return tx.get(name, False)
+    return tx.get(name, to_server)
+
+
+class TxSource:
+    """Owns the app-layer feeding and candidate selection for one ruleset."""
+
+    def __init__(self, ruleset: CompiledRuleset, settings: AppLayerSettings) -> None:
+        self._groups: dict[str, AppGroup] = ruleset.app_groups
+        self._settings = settings
+        self._direction = {s.order: rule_direction(s) for s in ruleset.signatures if s.app_buffers}
+        # Protocol detection runs only when some rule depends on it.
+        self.enabled = bool(self._groups) or any(s.app_proto for s in ruleset.signatures)
+
+    def feed(self, flow: Any, to_server: bool, data: bytes, ts_sec: int) -> list[Transaction]:
+        app = flow.app
+        if app is None:
+            app = flow.app = AppLayer(self._settings, flow.proto, flow.sport, flow.dport)
+        app.feed(to_server, data, ts_sec)
+        return app.pop_ready()
+
+    def close(self, flow: Any) -> list[Transaction]:
+        app = flow.app
+        if app is None:
+            return []
+        app.close()
+        return app.pop_ready()
+
+    def candidates(self, proto: str | None, tx: Transaction, to_server: bool) -> list[int]:
+        group = self._groups.get(proto or "")
+        if group is None:
+            return []
+        want = TS if to_server else TC
+        cand: set[int] = set(group.always)
+        for name, (db, users) in group.prefilters.items():
+            value = tx_value(tx, name, to_server)
+            if value is None:
+                continue
+            for item in value if isinstance(value, list) else (value,):
+                for pid in db.scan(item):
+                    cand.update(users[pid])
+        direction = self._direction
+        return sorted(o for o in cand if direction.get(o, ANY) & want)
+
+
+def iter_values(value: Any) -> Iterable[bytes]:
+    return value if isinstance(value, list) else (value,)
