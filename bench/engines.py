@@ -38,6 +38,7 @@ class Measure:
     max_rss_kb: int
     alerts: Counter[tuple[int, int]] = field(default_factory=Counter)  # (sid, pcap_cnt)
     status: int = 0
+    load: float = 0.0  # 1-minute load average when the run started
 
     @property
     def alert_count(self) -> int:
@@ -112,8 +113,9 @@ def run_sekimori(pcap: Path, rules: Path, tag: str, workers: int = 1) -> Measure
            "--rules", str(rules), "--eve", str(eve), "--workers", str(workers)]  # fmt: skip
     for s in HOME_ANY:
         cmd += ["--set", s]
+    load = round(os.getloadavg()[0], 1)
     wall, cpu, rss, status = _timed(cmd, OUT / f"{tag}.sekimori.log")
-    return Measure("sekimori", wall, cpu, rss, read_alerts(eve), status)
+    return Measure("sekimori", wall, cpu, rss, read_alerts(eve), status, load)
 
 
 def suricata_version() -> str | None:
@@ -157,8 +159,9 @@ def run_suricata(pcap: Path, rules: Path, tag: str) -> Measure:
            "-r", str(pcap), "-l", str(logdir), "-k", "none"]  # fmt: skip
     for s in HOME_ANY:
         cmd += ["--set", s]
+    load = round(os.getloadavg()[0], 1)
     wall, cpu, rss, status = _timed(cmd, logdir / "console.log")
-    return Measure("suricata", wall, cpu, rss, read_alerts(logdir / "eve.json"), status)
+    return Measure("suricata", wall, cpu, rss, read_alerts(logdir / "eve.json"), status, load)
 
 
 def agreement(a: Counter[tuple[int, int]], b: Counter[tuple[int, int]]) -> tuple[int, float]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -97,6 +98,7 @@ def capture_size(pcap: Path) -> tuple[int, int]:
 def _row(name: str, engine: str, m: engines.Measure, startup: engines.Measure,
          packets: int, wire: int, ref: engines.Measure | None) -> dict[str, object]:  # fmt: skip
     net = m.wall - startup.wall
+    net_cpu = max(m.cpu - startup.cpu, 0.0)
     if net < 1.0:  # start-up jitter dominates: rates would be noise
         net = float("nan")
     common, agree = engines.agreement(m.alerts, ref.alerts) if ref is not None else (0, 0.0)
@@ -105,14 +107,16 @@ def _row(name: str, engine: str, m: engines.Measure, startup: engines.Measure,
         "wall_s": round(m.wall, 2), "net_s": round(net, 2) if net == net else "-",
         "pps": round(packets / net) if net == net else "-",
         "mbit_s": round(wire * 8 / net / 1e6, 1) if net == net else "-",
-        "cpu_s": round(m.cpu, 2), "net_cpu_s": round(max(m.cpu - startup.cpu, 0), 2),
+        "cpu_s": round(m.cpu, 2), "net_cpu_s": round(net_cpu, 2),
+        "pps_cpu": round(packets / net_cpu) if net_cpu >= 0.5 else "-",
         "rss_mb": round(m.max_rss_kb / 1024), "alerts": m.alert_count,
         "agree": f"{common}/{m.alert_count} ({agree:.0%})" if ref is not None else "-",
+        "load": m.load,
     }  # fmt: skip
 
 
 COLUMNS = ("capture", "engine", "packets", "wall_s", "net_s", "pps", "mbit_s", "cpu_s",
-           "net_cpu_s", "rss_mb", "alerts", "agree")  # fmt: skip
+           "net_cpu_s", "pps_cpu", "rss_mb", "alerts", "agree", "load")  # fmt: skip
 
 
 def table(rows: list[dict[str, object]]) -> str:
@@ -189,10 +193,14 @@ def main() -> int:
             rows += bench_capture(name, pcap, rules, startup, a.workers, version is not None)
     text = table(rows)
     print(text)
-    ratio = _ratio(rows, "mixed", "sekimori", "suricata")
-    scale = _ratio(rows, "mixed", f"sekimori ×{a.workers}", "sekimori")
-    summary = [f"sekimori/suricata packets/s on mixed (net, one process): {ratio}",
-               f"sekimori ×{a.workers}/×1 packets/s on mixed (net): {scale}"]  # fmt: skip
+    ratio = _ratio(rows, "mixed", "sekimori", "suricata", "pps")
+    per_cpu = _ratio(rows, "mixed", "sekimori", "suricata", "pps_cpu")
+    scale = _ratio(rows, "mixed", f"sekimori ×{a.workers}", "sekimori", "pps")
+    summary = [f"sekimori/suricata packets/s on mixed, one process: {ratio} (wall), "
+               f"{per_cpu} (per CPU second)",
+               f"sekimori ×{a.workers}/×1 packets/s on mixed (wall): {scale}",
+               f"1-minute load average before each run: see the load column "
+               f"(this machine has {os.cpu_count()} cores; other work perturbs wall times)"]  # fmt: skip
     print("\n".join(summary))
     result = {"suricata": version, "rules": str(rules), "startup": {k: v.wall for k, v in startup.items()},
               "rows": rows, "summary": summary}  # fmt: skip
@@ -211,9 +219,9 @@ def _mixed(size_mb: int) -> Path | None:
         return None
 
 
-def _ratio(rows: list[dict[str, object]], cap: str, a: str, b: str) -> str:
-    pa = next((r["pps"] for r in rows if r["capture"] == cap and r["engine"] == a), None)
-    pb = next((r["pps"] for r in rows if r["capture"] == cap and r["engine"] == b), None)
+def _ratio(rows: list[dict[str, object]], cap: str, a: str, b: str, col: str) -> str:
+    pa = next((r[col] for r in rows if r["capture"] == cap and r["engine"] == a), None)
+    pb = next((r[col] for r in rows if r["capture"] == cap and r["engine"] == b), None)
     if not isinstance(pa, int) or not isinstance(pb, int) or pb == 0:
         return "n/a"
     return f"{pa / pb:.2f}"

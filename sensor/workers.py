@@ -233,8 +233,9 @@ def join_fanout(fd: int, group: int) -> None:
     """Put the AF_PACKET socket ``fd`` into fanout ``group`` (hash by flow, defragmented)."""
     sock = socket.socket(fileno=os.dup(fd))
     try:
-        sock.setsockopt(SOL_PACKET, PACKET_FANOUT,
-                        (group & 0xFFFF) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16))  # fmt: skip
+        # An unsigned 32-bit value: the defrag flag sets the top bit, beyond a C int.
+        value = (group & 0xFFFF) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16)
+        sock.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", value))
     except OSError as exc:
         raise CaptureError(
             f"cannot join AF_PACKET fanout group {group}: {exc.strerror or exc}"
