@@ -25,6 +25,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 import orjson
@@ -211,6 +212,8 @@ class RespondService:
         if self.blocks is not None:
             self._calls["blocks"] = _Isolated("blocks", cfg.call("blocks"))
         self._inflight: OrderedDict[int, tuple[BusMessage, bool]] = OrderedDict()
+        # Per message being processed: when it was read, and its fast-path calls.
+        self._early: dict[str, tuple[float, dict[str, Future[Outcome]]]] = {}
         self._lock = threading.Lock()
         self._started: list[Responder] = []
 
@@ -258,7 +261,8 @@ class RespondService:
         next_reconcile = time.monotonic()
         while not stop.is_set():
             try:
-                self.consumer.run_once(self.handle)
+                for message in self.consumer.read():
+                    self.process(message)
                 now = time.monotonic()
                 if self.blocks is not None and now >= next_reconcile:
                     self.blocks.reconcile_once()
@@ -273,15 +277,52 @@ class RespondService:
                 stop.wait(1.0)
         self.publish_stats()
 
+    def process(self, message: BusMessage) -> None:
+        """One alert read from the bus: fast-path responders first, then the guarded rest.
+
+        A first delivery of an alert (XREADGROUP gives each entry to one consumer) starts
+        the responders that declare ``fast_path`` (tcp-reset: a reset is a race, and safe to
+        repeat) before the idempotency key round trip; :meth:`handle`, run under the key,
+        waits for them like for any other call. If the key shows the alert was already
+        handled elsewhere, the early call still finishes and is recorded as a duplicate.
+        """
+        received = time.time()
+        early = self._start_early(message) if message.deliveries == 1 else {}
+        if early:
+            # Wait (without the GIL) so the worker runs now, not after this thread's next
+            # stretch of Python work on the idempotency key; handle() collects the results.
+            futures_wait(early.values(), timeout=max(self._calls[n].call.timeout_s for n in early))
+        self._early[message.id] = (received, early)
+        try:
+            result = self.consumer.handle(message, self.handle)
+        finally:
+            received, early = self._early.pop(message.id, (received, {}))
+        if early and result.value in ("duplicate", "busy"):
+            for name, future in early.items():  # handle() never ran: finish and record them
+                outcome = self._calls[name].run(future.result, future)
+                self._record(message, outcome, True, received, f"{result.value} delivery")
+
+    def _start_early(self, message: BusMessage) -> dict[str, Future[Outcome]]:
+        fast = [(n, r) for n, r in self.responders.items() if getattr(r, "fast_path", False)]
+        if not fast:
+            return {}
+        decision = decide(self.cfg.policy, self.cfg.mode, message.eve)
+        if not (decision.triggered and decision.enforce):
+            return {}
+        self._remember(message, True)
+        return {name: self._calls[name].submit(self._caller(r, message.eve, True))
+                for name, r in fast}  # fmt: skip
+
     def handle(self, message: BusMessage) -> None:
         """Everything for one alert; returns when every responder has finished with it."""
         eve = message.eve
-        received = time.time()
+        received, early = self._early.pop(message.id, (time.time(), {}))
         decision = decide(self.cfg.policy, self.cfg.mode, eve)
         outcomes: list[tuple[Outcome, bool]] = []
         if decision.triggered:
             self._remember(message, decision.enforce)
-            futures = {name: self._calls[name].submit(self._caller(r, eve, decision.enforce))
+            futures = {name: early.get(name) or
+                       self._calls[name].submit(self._caller(r, eve, decision.enforce))
                        for name, r in self.responders.items()}  # fmt: skip
             for name, responder in self.responders.items():
                 fn = self._caller(responder, eve, decision.enforce)
@@ -295,11 +336,7 @@ class RespondService:
             for outcome in self._block(eve, enforce):
                 outcomes.append((outcome, enforce))
         for outcome, enforce in outcomes:
-            if "sent_at" in outcome.details:  # where capture-to-send time went: bus vs here
-                details = dict(outcome.details, received_at=received)
-                outcome = Outcome(outcome.responder, outcome.status, outcome.reason, details,
-                                  outcome.elapsed_ms)  # fmt: skip
-            self._record(message, outcome, enforce)
+            self._record(message, outcome, enforce, received)
 
     def _caller(self, responder: AlertResponder, eve: dict[str, Any], enforce: bool
                 ) -> Callable[[], Outcome]:  # fmt: skip
@@ -315,7 +352,13 @@ class RespondService:
         result = self._calls["blocks"].run(call)
         return box[0] if box and result.status != FAILED else [result]
 
-    def _record(self, message: BusMessage, outcome: Outcome, enforce: bool) -> None:
+    def _record(self, message: BusMessage, outcome: Outcome, enforce: bool,
+                received: float | None = None, note: str = "") -> None:  # fmt: skip
+        if received is not None and "sent_at" in outcome.details:
+            # Where the capture-to-send time went: the sensor and the bus, or this process.
+            outcome = Outcome(outcome.responder, outcome.status,
+                              f"{outcome.reason}; {note}" if note else outcome.reason,
+                              dict(outcome.details, received_at=received), outcome.elapsed_ms)  # fmt: skip
         key = f"{outcome.responder}:{outcome.details.get('decision') or outcome.status}"
         with self._lock:
             self.counts[key] += 1

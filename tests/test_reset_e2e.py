@@ -284,9 +284,11 @@ def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
         detail = [json.loads(d["details"]) for d in resets]
         to_bus = sorted(round((x["received_at"] - x["sent_at"]) * 1e6 + x["latency_us"])
                         for x in detail)  # fmt: skip
-        print(f"\nreset lab: {len(both)}/{SESSIONS} reset on both ends, {len(confirmed)} "
-              f"confirmed; capture-to-send us: {_pcts(latencies)}; capture-to-responder us: "
-              f"{_pcts(to_bus)}")  # fmt: skip
+        print(
+            f"\nreset lab: {len(both)}/{SESSIONS} reset on both ends, {len(confirmed)} "
+            f"confirmed; capture-to-send us: {_pcts(latencies)}; capture-to-responder us: "
+            f"{_pcts(to_bus)}"
+        )
         assert all(r["bytes"] == 0 for r in results if r["client"] == "reset")
         assert len(both) >= SESSIONS - 1, results
         assert len(confirmed) >= SESSIONS - 1, [d for d in decisions if d["outcome"] == "failed"]

