@@ -61,8 +61,8 @@ def profiled(profiler: Profiler) -> Iterator[None]:
     checks = detect.header_ok, detect.packet_buffers_ok
     pipeline._Loop, pipeline.open_capture = Loop, open_capture  # type: ignore[misc, assignment]
     if profiler.rules:  # the per-signature steps of Detector._run, charged per rule
-        detect.header_ok = profiler.rule_timed(checks[0], counts_check=True)
-        detect.packet_buffers_ok = profiler.rule_timed(checks[1], counts_check=False)
+        detect.header_ok = profiler.rule_timed(checks[0], "header")
+        detect.packet_buffers_ok = profiler.rule_timed(checks[1], "payload")
     try:
         yield
     finally:

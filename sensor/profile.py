@@ -136,14 +136,17 @@ class Profiler:
 
         return wrapper
 
-    def rule_timed(self, fn: Callable[..., bool], counts_check: bool) -> Callable[..., bool]:
-        """``fn(sig, ...)`` (a per-signature check) with its time charged to ``sig``.
+    def rule_timed(self, fn: Callable[..., bool], step: str = "whole") -> Callable[..., bool]:
+        """``fn(sig, ...)``, a per-signature check, with its time charged to ``sig``.
 
-        ``counts_check``: each call is one check of the rule (the first step of the exact
-        check); a rule matches when its last step returns True (see ``match_when``).
+        ``step``: ``"whole"`` — ``fn`` is the rule's entire exact check (one call = one
+        check; True = a match); ``"header"`` / ``"payload"`` — ``fn`` is the first / the
+        last of two steps (the header step counts the check, the rule matches when its
+        last step returns True: the header step for rules without payload keywords).
         """
         clock = time.perf_counter_ns
         per_rule, sigs = self._rule_ns, self._rule_sigs
+        counts_check = step in ("whole", "header")
 
         def wrapper(sig: Any, *args: Any) -> bool:
             t0 = clock()
@@ -155,7 +158,7 @@ class Profiler:
                 sigs[id(sig)] = sig
             entry[0] += counts_check
             entry[2] += dt
-            if ok and (not counts_check or getattr(sig, "payload", None) is None):
+            if ok and (step != "header" or getattr(sig, "payload", None) is None):
                 entry[1] += 1
             return ok
 
@@ -188,6 +191,10 @@ class Profiler:
                 proxy = _Proxy(owner)
                 setattr(proxy, method, timed)
                 setattr(parent, name, proxy)
+        detector = getattr(loop, "detector", None)
+        if self.rules and callable(getattr(detector, "_check", None)):
+            # A detector that routes each exact check through one method (see the report)
+            detector._check = self.rule_timed(detector._check, "whole")  # type: ignore[union-attr]
 
     def frames(self, frames: Iterable[T]) -> Iterator[T]:
         """The capture's frames, with the time to fetch each one counted as ``capture``."""
