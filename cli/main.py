@@ -21,6 +21,7 @@ from cli import (
     completion_cmd,
     config_cmd,
     policy_cmd,
+    respond_cmd,
     rules_cmd,
     run,
     service_cmd,
@@ -74,6 +75,7 @@ sekimori.add_command(status_cmd.command)
 sekimori.add_command(service_cmd.command)
 sekimori.add_command(blocks_cmd.command)
 sekimori.add_command(completion_cmd.command)
+sekimori.add_command(respond_cmd.command)
 sekimori.add_command(policy_cmd.command)
 sekimori.add_command(tune_cmd.command)
 
