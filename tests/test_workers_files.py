@@ -3,7 +3,9 @@
 The capture is generated (pcapgen): many interleaved TCP sessions (attacks in single
 segments, split across segments, after a sequence gap so only flow end finds them, and a
 flowbits pair spanning both directions), UDP, ICMP and fragmented UDP datagrams. Each
-run goes through the real pipeline in forked worker processes.
+run goes through the real pipeline in forked worker processes. Rules that track state per
+host across flows (threshold by_src/by_dst, hostbits) are left out on purpose: with
+several workers that state is per worker (docs/performance.md, "Scale-out").
 """
 
 from __future__ import annotations
