@@ -81,6 +81,7 @@ class Flow:
         "first_usec",
         "flags",
         "flow_id",
+        "handshake_seen",  # SYN, SYN/ACK and ACK all seen (not a midstream/async pickup)
         "ipver",
         "key",
         "last_sec",
@@ -111,6 +112,7 @@ class Flow:
         self.first_sec = self.last_sec = pkt.ts_sec
         self.first_usec = self.last_usec = pkt.ts_usec
         self.flow_id = flow_id_for(key, pkt.ts_sec, pkt.ts_usec)
+        self.handshake_seen = False
         self.pkts_toserver = self.pkts_toclient = 0
         self.bytes_toserver = self.bytes_toclient = 0
         self.state = FLOW_STATE_NEW

@@ -310,6 +310,8 @@ class TcpTracker:
             ev(pkt, "stream.3whs_wrong_seq_wrong_ack")
             return
         set_state(f, TCP_ESTABLISHED)
+        # Responders trust addresses only when the whole handshake was seen (not spoofable).
+        f.handshake_seen = not f.ssn_flags & (SSN_MIDSTREAM | SSN_ASYNC)
         self._open(f, d, r, pkt)
 
     # -- established and shutdown ------------------------------------------------------------
