@@ -227,3 +227,27 @@ def test_unknown_responder_and_failing_start_are_named(redis_server: str) -> Non
     service = RespondService(cfg, responders={"badstart": BadStart({})})
     with pytest.raises(ResponderError, match=r"'badstart' failed to start: .*no such device"):
         service.start()
+
+
+def test_block_manager_gets_every_alert_when_blocks_are_configured(
+    redis_server: str, client: Any
+) -> None:
+    # The real BlockManager (responders/blocking.py) with its ledger and no firewall target.
+    cfg = build({"respond": {"redis": {"url": redis_server}, "start_id": "0", "mode": "prevent",
+                             "block_ms": 100},
+                 "blocks": {"targets": [], "protect-self": False}})  # fmt: skip
+    eve = orjson.loads(_alert(1)[b"eve"])
+    eve["src_ip"] = "203.0.113.9"
+    eve["sekimori"]["handshake_seen"] = True
+    client.xadd(STREAM, {b"eve": orjson.dumps(eve), b"sensor": b"s1", b"seq": b"1"})
+    service = RespondService(cfg)
+    service.start()
+    try:
+        for message in service.consumer.read():
+            service.process(message)
+        by = {d["responder"]: d for d in _decisions(client)}
+        assert by["log"]["outcome"] == "logged"
+        assert by["blocks"]["status"] == DONE and "203.0.113.9/32" in by["blocks"]["reason"]
+        assert _pending(client) == 0
+    finally:
+        service.stop()
