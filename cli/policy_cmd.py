@@ -38,7 +38,14 @@ def rule_facts(config: Config, files: tuple[str, ...]) -> dict[int, RuleFacts]:
 
 @click.group("policy")
 def command() -> None:
-    """Stages, exceptions and assets of the tuning policy."""
+    """Stages, exceptions and assets of the tuning policy (docs/policy.md).
+
+    \b
+    Examples:
+      sekimori policy check /etc/sekimori/policy.toml
+      sekimori policy explain 2019401 --rules /var/lib/sekimori/rules/current/sekimori.rules
+      sekimori policy org-rules org.toml -o /etc/sekimori/org.rules
+    """
 
 
 @command.command("explain")

@@ -100,7 +100,14 @@ def read_redis(url: str, stream: str, since_s: int) -> tuple[list[dict[str, Any]
 @click.pass_context
 def command(ctx: click.Context, policy_file: str | None, rule_files: tuple[str, ...],
             hits_file: str | None, unused_days: int, expiring_days: int) -> None:  # fmt: skip
-    """Tuning: exceptions to revisit (this), `replay`, `report`."""
+    """Tuning: exceptions to revisit (this), `replay`, `report` (docs/tuning.md).
+
+    \b
+    Examples:
+      sekimori tune --rules /var/lib/sekimori/rules/current/sekimori.rules
+      sekimori tune replay --pcap last-hour.pcap --rules web.rules --policy proposed.toml
+      sekimori tune report --since 24h --eve eve.json --html report.html
+    """
     if ctx.invoked_subcommand is not None:
         return
     state: CliState = ctx.obj
