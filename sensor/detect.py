@@ -88,6 +88,9 @@ class Detector:
             if fstate is None:
                 fstate = flow.detect = FlowDetectState()
 
+        if fstate is not None and fstate.action is not None:
+            return []  # a pass/drop rule already decided for this flow (Suricata's flow action)
+
         # stream data delivered in order by this packet (TCP sessions only)
         new_data = tail = b""
         if flow is not None and p.proto == IPPROTO_TCP and flow.tcp_session:
@@ -106,7 +109,11 @@ class Detector:
             )
             if data:
                 known = app_proto_of(p)
-                txs = self._tx.feed(flow, p.to_server, data, p.ts_sec)
+                if flow.app is None and p.to_server and data[:5] == b"HTTP/":
+                    # Picked up midstream with the server's response first: the app layer
+                    # sees the flow the right way round, as Suricata reverses it.
+                    fstate.app_reversed = True
+                txs = self._tx.feed(flow, p.to_server ^ fstate.app_reversed, data, p.ts_sec)
                 if known is None and app_proto_of(p) is not None:
                     fstate.app_pending = p.to_server
             self._app_before = self._visible_app_proto(p, fstate)
@@ -207,7 +214,9 @@ class Detector:
         done = fstate.tx_done
         tx_id = tx.tx_id
         orders = [
-            o for o in self._tx.candidates(tx.proto, tx, p.to_server) if (tx_id, o) not in done
+            o
+            for o in self._tx.candidates(tx.proto, tx, p.to_server ^ fstate.app_reversed)
+            if (tx_id, o) not in done
         ]
         return self._run(orders, p, fstate, ctx, alerts, tx)
 
@@ -221,7 +230,7 @@ class Detector:
         sigs = self._sigs
         env = self._env
         hostbits = self.hostbits
-        to_server = p.to_server
+        to_server = p.to_server ^ (fs.app_reversed if fs is not None else False)
         app_buffer = (lambda name: tx_value(tx, name, to_server)) if tx is not None else None
         # A rule on an app protocol without payload keywords sees the protocol as it was
         # known before this packet: Suricata learns it only once the data is acknowledged,
@@ -241,6 +250,11 @@ class Detector:
             if not self._thresholds_allow(sig, p):
                 continue
             self._post_match(sig, p, fs)
+            if fs is not None and sig.action != "alert" and (sig.ip_only or sig.app_proto):
+                # Suricata applies pass/drop/reject of IP-only and app-layer rules to the
+                # whole flow (first decision wins); the rest of the flow is not inspected.
+                if fs.action is None:
+                    fs.action = "pass" if sig.action == "pass" else "drop"
             if sig.action == "pass":
                 return True  # Suricata: a matching pass rule ends inspection of the packet
             if not sig.noalert:

@@ -19,7 +19,9 @@ class FlowDetectState:
     """Hung on ``Flow.detect``; created on the first packet a rule looks at."""
 
     __slots__ = (
+        "action",
         "app_pending",
+        "app_reversed",
         "app_visible",
         "bits",
         "ints",
@@ -42,6 +44,9 @@ class FlowDetectState:
         # and the direction of the data that revealed it while that is not yet visible.
         self.app_visible: str | None = None
         self.app_pending: bool | None = None
+        self.app_reversed = False  # the app layer sees this flow's directions swapped
+        # "drop" or "pass" once such a rule decided for the whole flow: no more inspection
+        self.action: str | None = None
 
 
 def bits_check(have: set[str] | dict[str, float], op: BitOp, now: float) -> bool:

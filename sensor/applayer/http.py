@@ -104,8 +104,18 @@ class HttpParser:
         self._compact(side)
 
     def close(self) -> None:
-        """Connection closed: a body delimited by close is complete."""
+        """Connection closed: a header block cut short ends there (libhtp finalises it),
+        and a body delimited by close is complete."""
         side = self._tc
+        if side.state == S_HEADERS and side.tx is not None:
+            rest = bytes(side.buf[side.pos :])
+            if rest.strip():
+                side.header_raw += rest
+                side.header_lines.append(rest.rstrip(b"\r\n"))
+            side.pos = len(side.buf)
+            raw = bytes(side.header_raw)
+            side.header_raw = bytearray()
+            self._response_headers_done(side, raw)
         if side.state == S_BODY_CLOSE and side.tx is not None:
             self._finish(side)
 

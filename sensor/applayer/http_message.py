@@ -117,8 +117,10 @@ def parse_headers(lines: list[bytes], events: list[str], request: bool) -> list[
 
 
 def header_value(headers: list[list[bytes]], lname: bytes) -> bytes | None:
+    # libhtp ignores NUL bytes inside a header name when it looks a header up, so
+    # "Transfer\0-encoding: chunked" still frames the body (http-evader case 291).
     for name, value in headers:
-        if name.lower() == lname:
+        if name.lower().replace(b"\x00", b"") == lname:
             return value
     return None
 
