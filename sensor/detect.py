@@ -250,11 +250,11 @@ class Detector:
             if not self._thresholds_allow(sig, p):
                 continue
             self._post_match(sig, p, fs)
-            if fs is not None and sig.action != "alert" and (sig.ip_only or sig.app_proto):
-                # Suricata applies pass/drop/reject of IP-only and app-layer rules to the
-                # whole flow (first decision wins); the rest of the flow is not inspected.
-                if fs.action is None:
-                    fs.action = "pass" if sig.action == "pass" else "drop"
+            # Suricata applies pass/drop/reject of IP-only and app-layer rules to the whole
+            # flow (first decision wins); the rest of the flow is not inspected.
+            flow_wide = sig.action != "alert" and (sig.ip_only or sig.app_proto is not None)
+            if flow_wide and fs is not None and fs.action is None:
+                fs.action = "pass" if sig.action == "pass" else "drop"
             if sig.action == "pass":
                 return True  # Suricata: a matching pass rule ends inspection of the packet
             if not sig.noalert:
