@@ -22,6 +22,7 @@ from cli import (
     config_cmd,
     policy_cmd,
     respond_cmd,
+    responders_cmd,
     rules_cmd,
     run,
     service_cmd,
@@ -78,6 +79,7 @@ sekimori.add_command(completion_cmd.command)
 sekimori.add_command(respond_cmd.command)
 sekimori.add_command(policy_cmd.command)
 sekimori.add_command(tune_cmd.command)
+sekimori.add_command(responders_cmd.command)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
