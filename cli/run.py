@@ -140,7 +140,16 @@ def _rule_files(config: Config, given: Sequence[str]) -> tuple[str, ...]:
 @click.option("--strict", is_flag=True, help="Any rule that does not load is fatal.")
 @click.option("--no-progress", is_flag=True, help="No progress bar for capture files.")
 @click.option("--redis", "redis_url", metavar="URL", help="Publish alerts to this Redis.")
-@click.option("--profile", is_flag=True, help="Report where the time went.")
+@click.option("--profile", is_flag=True, help="Report where the time went, per stage.")
+@click.option("--profile-rules", is_flag=True, help="Also report the cost of each rule.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes sharing the work (flows hashed to workers).",
+)
+@click.option("--pidfile", metavar="FILE", help="Write the pid here (for rule reloads).")
 @click.pass_obj
 def command(
     state: CliState,
@@ -153,6 +162,9 @@ def command(
     no_progress: bool,
     redis_url: str | None,
     profile: bool,
+    profile_rules: bool,
+    workers: int,
+    pidfile: str | None,
 ) -> int:
     """Inspect a capture file (--pcap) or an interface (--iface) with the rules.
 
@@ -187,11 +199,20 @@ def command(
         redis_url=config.output.redis_url,
         profile=profile,
         progress=bar,
+        profile_rules=profile_rules,
+        pidfile=pidfile,
     )
     try:
-        summary = pipeline.run(config, request)
+        if workers > 1:
+            from sensor.workers import run_parallel
+
+            summary = run_parallel(config, request, workers)
+        else:
+            summary = pipeline.run(config, request)
     finally:
         if bar is not None:
             bar.finish()
     click.echo(format_summary(summary), err=True)
+    if getattr(summary, "profile", None):
+        click.echo(summary.profile, err=True)
     return 0

@@ -18,7 +18,7 @@ import re
 import socket
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -125,6 +125,7 @@ class OutputConfig:
     eve_file: str | None = None
     redis_url: str | None = None
     redis_stream: str = "sekimori:alerts"
+    redis_spool_dir: str | None = None  # outputs.redis.spool-dir (default: under the cache)
     stats_interval: int = 0  # seconds between EVE stats records; 0 = only at the end
 
 
@@ -145,6 +146,11 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     log: LogConfig = field(default_factory=LogConfig)
     sensor_id: str = field(default_factory=socket.gethostname)
+    mode: str = "detect"  # sensor.mode: detect | prevent (responders enforce only in prevent)
+    behaviour_enabled: bool = False  # behaviour.enabled: scan/brute-force/flood detectors
+    policy_file: str | None = None  # policy.file: stages, exceptions, assets (docs/policy.md)
+    pidfile: str | None = None  # pid-file: where `sekimori run` writes its pid (reloads)
+    path: str | None = field(default=None, compare=False)  # the file this was read from
 
 
 # ---------------------------------------------------------------- value parsers
@@ -216,6 +222,13 @@ def _choice(*choices: str) -> Callable[[object], str]:
     return parse
 
 
+def _parse_mode(value: object) -> str:
+    mode = str(value).strip().lower()
+    if mode not in ("detect", "prevent"):
+        raise ValueError(f"expected detect or prevent, got {value!r}")
+    return mode
+
+
 def _parse_redis_url(value: object) -> str | None:
     url = _parse_opt_str(value)
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
@@ -265,6 +278,11 @@ _SETTINGS: Mapping[str, _Setting] = MappingProxyType(
         "detect.strict": _S("detect", "strict", parse_bool),
         "app-layer.protocols.http.enabled": _S("app_layer", "http", _parse_enabled),
         "app-layer.protocols.dns.enabled": _S("app_layer", "dns", _parse_enabled),
+        "sensor.mode": _S("", "mode", _parse_mode),
+        "behaviour.enabled": _S("", "behaviour_enabled", parse_bool),
+        "policy.file": _S("", "policy_file", _parse_opt_str),
+        "pid-file": _S("", "pidfile", _parse_opt_str),
+        "outputs.redis.spool-dir": _S("output", "redis_spool_dir", _parse_opt_str),
         _LIBHTP + "request-body-limit": _S("app_layer", "request_body_limit", parse_size),
         _LIBHTP + "response-body-limit": _S("app_layer", "response_body_limit", parse_size),
         _LIBHTP + "response-body-decompress-layer-limit": _S(
@@ -379,12 +397,19 @@ def _parse_value(key: str, value: object, where: str) -> tuple[str, Any] | None:
         raise ConfigError(f"{where}: {key}: {exc}") from exc
 
 
+# Tables of the same file read by other processes or parts (responders, block ledger,
+# detectors, policy, operations): the sensor's loader leaves them to their owners.
+_FOREIGN_TABLES = ("respond.", "blocks.", "behaviour.", "policy.", "ops.")
+
+
 def _file_layer(path: str, values: dict[str, Any], warnings: list[str]) -> None:
     text, table = _read_toml(path)
     for key, value in _flatten(table):
         line = find_key_line(text, key)
         where = f"{path}:{line}" if line else path
         parsed = _parse_value(key, value, where)
+        if parsed is None and key.startswith(_FOREIGN_TABLES):
+            continue
         if parsed is None:
             warnings.append(f"{where}: unknown setting '{key}' ignored")
         else:
@@ -480,7 +505,8 @@ def load_config(
         _file_layer(path, values, warnings)
     _env_layer(env, values, warnings)
     _set_layer(sets, values, warnings)
-    return _build(values, env), warnings
+    config = _build(values, env)
+    return (replace(config, path=path) if path else config), warnings
 
 
 # ---------------------------------------------------------------- inspection / dumps

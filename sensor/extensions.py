@@ -66,6 +66,9 @@ class Extensions:
     policies: list[AlertPolicy] = field(default_factory=list)
     sinks: list[AlertSink] = field(default_factory=list)
     tickers: list[Ticker] = field(default_factory=list)
+    # What this run is (iface or pcap, mode, ruleset version, rules loaded), kept current by
+    # the pipeline (after a reload too) for heartbeats, status and health alerts.
+    run_info: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
         for observer in self.observers:

@@ -36,7 +36,7 @@ from sensor.output.alert import alert_record
 from sensor.output.eve import EveWriter
 from sensor.output.sinks import EveSink, RedisSink
 from sensor.packet import Packet
-from sensor.runcontrol import RunControl
+from sensor.runcontrol import Pidfile, RunControl
 from signatures.compiler import CompiledRuleset
 from signatures.rule import Signature
 from signatures.ruleset import SUPPORTED_BUFFERS, RulesetReport, load_ruleset
@@ -58,6 +58,8 @@ class RunRequest:
     redis_url: str | None = None
     profile: bool = False
     progress: Callable[[int, int], None] | None = None
+    profile_rules: bool = False
+    pidfile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class RunSummary:
     ruleset_version: str = ""
     stream_events: dict[str, int] = field(default_factory=dict)
     suppressed: int = 0
+    flow_stats: dict[str, int] = field(default_factory=dict)
+    profile: str | None = None  # the per-stage / per-rule report of --profile
 
 
 def default_cache_dir() -> str:
@@ -109,7 +113,8 @@ class _Loop:
         self.policies = tuple(ext.policies)
         self.sinks = tuple(ext.sinks)
         self.tickers = tuple(ext.tickers)
-        self.mode = "detect"
+        self.mode = config.mode
+        self.live = False
         self.packets = 0
         self.bytes = 0
         self.alerts = 0
@@ -118,6 +123,7 @@ class _Loop:
         self.next_expire = 0
         self.last_sec = self.last_usec = 0
         self.source: Any = None
+        self.run_info: dict[str, Any] = {}
 
     def packet(self, p: Packet) -> None:
         self.packets += 1
@@ -185,6 +191,11 @@ class _Loop:
             c[f"flow.{name}"] = n
         for name, n in self.flows.events.items():
             c[f"events.{name}"] = n
+        for obs in self.observers:
+            stats_of = getattr(obs, "stats", None)
+            if callable(stats_of):
+                for name, n in stats_of().items():
+                    c[f"behaviour.{name}"] = n
         for sink in self.sinks:
             stats = getattr(sink, "stats", None)
             if stats is not None and hasattr(stats, "snapshot"):
@@ -201,6 +212,10 @@ class _Loop:
             t = getattr(sink, "tick", None)
             if t is not None:
                 t()
+            elif self.live:  # a running sensor's EVE file shows its alerts within a second
+                flush = getattr(sink, "flush", None)
+                if flush is not None:
+                    flush()
 
     def swap_ruleset(self, ruleset: CompiledRuleset) -> None:
         """New rules from the next packet on; flows, flowbits and hostbits are kept."""
@@ -215,21 +230,30 @@ def run(config: Config, request: RunRequest) -> RunSummary:
     ruleset, report = _load_rules(config, request)
     _log_ruleset(report)
     ext = build_extensions(config)
+    ext.run_info.update(
+        iface=request.iface, pcap=request.pcap, mode=config.mode,
+        ruleset_version=ruleset.version, rules_loaded=report.loaded,
+    )  # fmt: skip
     if request.eve is not None:
         ext.sinks.append(EveSink(EveWriter(request.eve)))
     publisher = _publisher(config, request)
     if publisher is not None:
-        ext.sinks.append(
-            RedisSink(publisher, config.sensor_id, immediate=request.iface is not None)
-        )
+        ext.sinks.append(RedisSink(publisher, config.sensor_id, immediate=request.iface is not None,
+                                   mode=config.mode))  # fmt: skip
     loop = _Loop(config, Detector(ruleset, app_settings(config)), ext)
+    loop.live = request.iface is not None
+    loop.run_info = ext.run_info
+    profiler = _profiler(request, loop)
     control = RunControl()
+    pidfile = Pidfile(request.pidfile or config.pidfile)
     try:
+        pidfile.write()
         if request.pcap is not None:
             source: Any = open_capture(request.pcap)
             loop.source = source
             control.install()
-            _drive_file(loop, source, request, control, config)
+            frames = profiler.frames(source) if profiler is not None else source
+            _drive_file(loop, source, frames, request, control, config)
         else:
             assert request.iface is not None
             c = config.capture
@@ -243,6 +267,13 @@ def run(config: Config, request: RunRequest) -> RunSummary:
     finally:
         control.restore()
         ext.close()
+        pidfile.remove()
+    profile_text = None
+    if profiler is not None:
+        from sensor.profile import format_report
+
+        profiler.stop()
+        profile_text = format_report(profiler.report())
     kernel, iface = _drops(loop.source)
     return RunSummary(
         packets=loop.packets, bytes=loop.bytes, flows=loop.flows.stats.flows_created,
@@ -252,7 +283,18 @@ def run(config: Config, request: RunRequest) -> RunSummary:
         truncated=getattr(loop.source, "truncated", None), rules_loaded=report.loaded,
         rules_skipped=dict(report.skipped_by_reason), ruleset_version=ruleset.version,
         stream_events=dict(loop.flows.events), suppressed=loop.suppressed,
+        flow_stats=loop.flows.stats.as_dict(), profile=profile_text,
     )  # fmt: skip
+
+
+def _profiler(request: RunRequest, loop: _Loop) -> Any:
+    if not (request.profile or request.profile_rules):
+        return None
+    from sensor.profile import Profiler
+
+    profiler = Profiler(rules=request.profile_rules)
+    profiler.instrument(loop)
+    return profiler
 
 
 def _load_rules(config: Config, request: RunRequest) -> tuple[CompiledRuleset, RulesetReport]:
@@ -287,6 +329,7 @@ def _service(loop: _Loop, control: RunControl, config: Config, request: RunReque
         else:
             _log_ruleset(report)
             loop.swap_ruleset(ruleset)
+            loop.run_info.update(ruleset_version=ruleset.version, rules_loaded=report.loaded)
             log.info("rules reloaded: version %s", ruleset.version)
     if control.dump:
         control.dump = False
@@ -294,13 +337,13 @@ def _service(loop: _Loop, control: RunControl, config: Config, request: RunReque
             log.info("stats %s = %d", name, value)
 
 
-def _drive_file(loop: _Loop, source: Any, request: RunRequest, control: RunControl,
-                config: Config) -> None:  # fmt: skip
+def _drive_file(loop: _Loop, source: Any, frames: Any, request: RunRequest,
+                control: RunControl, config: Config) -> None:  # fmt: skip
     progress = request.progress
     total = getattr(source, "size", 0) or 0
     next_tick = 0.0
     last_sec = -1
-    for cnt, (ts_sec, ts_usec, linktype, data, wirelen) in enumerate(source, 1):
+    for cnt, (ts_sec, ts_usec, linktype, data, wirelen) in enumerate(frames, 1):
         p = Packet(cnt, ts_sec, ts_usec, linktype, data)
         p.wirelen = wirelen
         loop.packet(p)

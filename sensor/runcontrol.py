@@ -8,9 +8,12 @@ unsafe runs inside a signal handler.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable
 from types import FrameType
+
+from sensor.errors import ConfigError
 
 
 class RunControl:
@@ -51,3 +54,34 @@ class RunControl:
         for signum, old in self._old.items():
             signal.signal(signum, old)  # type: ignore[arg-type]
         self._old.clear()
+
+
+class Pidfile:
+    """The running sensor's pid, for ``rules activate`` / ``systemctl reload`` (SIGHUP).
+
+    Written at start (directories created), removed at exit only if it still holds our pid.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+
+    def write(self) -> None:
+        if not self.path:
+            return
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            with open(self.path, "w", encoding="ascii") as fh:
+                fh.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot write pid file {self.path}: {exc.strerror}") from exc
+
+    def remove(self) -> None:
+        if not self.path:
+            return
+        try:
+            with open(self.path, encoding="ascii") as fh:
+                if fh.read().strip() != str(os.getpid()):
+                    return
+            os.unlink(self.path)
+        except OSError:
+            pass  # already gone: nothing to clean up

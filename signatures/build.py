@@ -21,6 +21,7 @@ from signatures import flowkw
 from signatures.buffers import buffer_app_proto
 from signatures.classification import Classifications
 from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
+from signatures.events import EVENT_KEYWORDS, parse_event_keyword
 from signatures.header import PACKET_KEYWORDS
 from signatures.payload import PayloadBuilder
 from signatures.rule import INSPECT_PACKET, INSPECT_STREAM, INSPECT_STREAM_ONLY, Signature
@@ -146,6 +147,8 @@ class SignatureBuilder:
                 parse, forces_packet = PACKET_KEYWORDS[name]
                 draft.checks.append((len(draft.checks), parse(value)))
                 draft.force_packet |= forces_packet
+            elif name in EVENT_KEYWORDS:  # decode-event, stream-event, ... on pkt.events
+                draft.checks.append((len(draft.checks), parse_event_keyword(name, value)))
             elif name in _FLOW_HANDLERS:
                 _FLOW_HANDLERS[name](draft, value)
             elif name == "uricontent":  # Snort's spelling of content + http_uri

@@ -182,7 +182,7 @@ class _Translator:
                 raise RuleError("pcre: \\c at end of pattern")
             self.pos += 1
             return (x - 32 if 97 <= x <= 122 else x) ^ 0x40
-        if c not in _WORD:
+        if c not in _WORD or c == 0x5F:  # PCRE: "\" + any non-alphanumeric is that byte
             return c
         return None
 

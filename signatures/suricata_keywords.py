@@ -11,10 +11,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
     [
         "urilen",
         "app-layer-protocol",
-        "app-layer-event",
-        "decode-event",
-        "stream-event",
-        "engine-event",
         "app-layer-state",
         "flow.age",
         "flow.pkts",

@@ -18,7 +18,8 @@ RULES = str(REPO / "tests" / "data" / "demo.rules")
 
 def _behaviour_sids(pcap: Path, tmp_path: Path) -> list[int]:
     eve = tmp_path / f"{pcap.stem}.json"
-    run(Config(), RunRequest(pcap=str(pcap), iface=None, rule_files=(RULES,), eve=str(eve)))
+    config = Config(behaviour_enabled=True)  # the detectors are opt-in (behaviour.enabled)
+    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(RULES,), eve=str(eve)))
     out = []
     for line in eve.read_text().splitlines():
         rec = json.loads(line)

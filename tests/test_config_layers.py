@@ -105,6 +105,7 @@ def _sample(key: str, default: object) -> tuple[str, object]:
         "logging.level": ("debug", "debug"),
         "logging.format": ("json", "json"),
         "rule-files": ("a.rules, b.rules", ("a.rules", "b.rules")),
+        "sensor.mode": ("prevent", "prevent"),
     }
     if key in special:
         return special[key]
@@ -146,15 +147,12 @@ def test_aliases_and_suricata_spellings() -> None:
 def test_unknown_keys_warn_and_are_ignored(tmp_path: Path) -> None:
     path = write(tmp_path, "[stream]\nmidstream = true\n\n[foo]\nbar = 1\n")
     env = {"SEKIMORI_NOPE__X": "1", "SEKIMORI_REQUIRE_ALL": "1", "SEKIMORI_CONFIG": "x"}
-    suricata_only = (
-        "app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit=3"
-    )
+    suricata_only = "app-layer.protocols.http.libhtp.default-config.personality=IDS"
     config, warnings = load_config(path, env=env, sets=[suricata_only])
     assert warnings == [
         f"{path}:5: unknown setting 'foo.bar' ignored",
         "unknown setting in environment variable SEKIMORI_NOPE__X ignored",
-        "unknown setting 'app-layer.protocols.http.libhtp.default-config."
-        "response-body-decompress-layer-limit' ignored",
+        "unknown setting 'app-layer.protocols.http.libhtp.default-config.personality' ignored",
     ]
     assert config.stream.midstream is True
 

@@ -77,5 +77,7 @@ def register(ext: Any, config: Any) -> None:
     Thresholds come from the ``[behaviour]`` table of the config file when the sensor
     configuration records its file path (``config.path``); defaults otherwise.
     """
+    if not getattr(config, "behaviour_enabled", False):
+        return  # opt-in (behaviour.enabled): a rules-only run reports exactly its rules' alerts
     path = getattr(config, "path", None)
     ext.observers.extend(build_observers(load_behaviour_config(path)))

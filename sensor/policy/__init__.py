@@ -65,7 +65,13 @@ def register(ext: Any, config: Any) -> None:
 
 def staged_policy(config: Any) -> list[PolicyEngine]:
     """The policy engine for ``build_extensions`` (an empty list when no policy is set)."""
-    path = policy_path()
+    path = policy_path(getattr(config, "path", None))
+    configured = getattr(config, "policy_file", None)
+    if configured and POLICY_ENV not in os.environ:
+        base = (
+            os.path.dirname(os.path.abspath(config.path)) if getattr(config, "path", None) else ""
+        )
+        path = os.path.join(base, configured)
     if path is None:
         return []
     if not os.path.exists(path):
