@@ -20,8 +20,8 @@ from sensor.packet import Packet
 from signatures import flowkw
 from signatures.buffers import buffer_app_proto
 from signatures.classification import Classifications
-from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
 from signatures.events import EVENT_KEYWORDS, parse_event_keyword
+from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
 from signatures.header import PACKET_KEYWORDS
 from signatures.payload import PayloadBuilder
 from signatures.rule import INSPECT_PACKET, INSPECT_STREAM, INSPECT_STREAM_ONLY, Signature
