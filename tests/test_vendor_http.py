@@ -201,7 +201,7 @@ def alert(src: str, sid: int = 2100001) -> dict[str, Any]:
             "rev": 1,
             "signature": "TEST drop",
             "severity": 1,
-        },  # fmt: skip
+        },
         "sekimori": {"rule_action": "drop", "handshake_seen": True, "sensor_id": "edge-1"},
     }
 
@@ -262,15 +262,17 @@ def test_4xx_is_reported_with_host_path_and_status_and_not_retried() -> None:
 
 
 def test_persistent_5xx_gives_up_with_a_clear_error() -> None:
-    with serve(lambda req: json_reply(500, {"e": "down"})) as srv:
-        with pytest.raises(ResponderError, match=r"HTTP 500 \(gave up after 3 attempt"):
-            _client(srv.url, retries=2).request("GET", "/z")
+    with (
+        serve(lambda req: json_reply(500, {"e": "down"})) as srv,
+        pytest.raises(ResponderError, match=r"HTTP 500 \(gave up after 3 attempt"),
+    ):
+        _client(srv.url, retries=2).request("GET", "/z")
 
 
 def test_tls_is_verified_and_ca_file_trusts_a_private_ca() -> None:
     with serve(_ok) as srv:
         settings = http_settings({"url": srv.url, "timeout": 1.0}, "blocks.test")
-        with pytest.raises(ApiError, match="TLS certificate not trusted.*ca-file"):
+        with pytest.raises(ApiError, match=r"TLS certificate not trusted.*ca-file"):
             HttpClient(settings, "test").request("GET", "/")
         assert _client(srv.url).request("GET", "/").status == 200
         insecure = http_settings({"url": srv.url, "tls-verify": False}, "blocks.test")
@@ -309,7 +311,9 @@ def lifecycle(redis_url: str, name: str, table: Mapping[str, Any], fake: Any) ->
         outcomes = mgr.handle_alert(alert("203.0.113.7"), enforce=True)
         assert [o.status for o in outcomes] == ["done"], outcomes
         assert "203.0.113.7/32" in fake.present()
-        ledger_expiry = mgr.ledger.get("203.0.113.7/32").expires
+        block = mgr.ledger.get("203.0.113.7/32")
+        assert block is not None and block.expires is not None
+        ledger_expiry = block.expires
         expiry = fake.present()["203.0.113.7/32"]
         if mgr.responders[name].can_expire:  # the ledger's expiry, not more
             assert expiry is not None and abs(expiry - ledger_expiry) <= 2.0

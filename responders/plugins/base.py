@@ -121,9 +121,10 @@ class ApiBlockResponder(BlockResponder):
         """Connectivity, credentials and permissions, as lines for a human. Raises
         ResponderError saying what is wrong. ``write`` also blocks and unblocks
         :data:`PROBE_CIDR` (a documentation address) for at most two minutes."""
+        details = self.probe_details()  # first: "the alias is missing" beats "no rows"
         listing = self.list_blocks()
         lines = [f"reached {self.http.settings.base_url}; read access: {len(listing)} entries"]
-        lines += self.probe_details()
+        lines += details
         if write:
             req = BlockRequest(
                 cidr=PROBE_CIDR,

@@ -34,7 +34,7 @@ from sensor.errors import ResponderError
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 425, 429})  # plus every 5xx
 MAX_BODY_SHOWN = 200  # characters of an API's error body quoted in an error message
 
 
@@ -275,7 +275,7 @@ class HttpClient:
             response = result.response
             if response is not None and response.status < 400:
                 return Response(response.status, response.headers, response.body, attempt)
-            if response is not None and response.status not in RETRY_STATUSES:
+            if response is not None and not _transient(response.status):
                 raise ApiError(
                     f"{what}: HTTP {response.status}: {_excerpt(response.body)}",
                     response.status,
@@ -326,6 +326,10 @@ class HttpClient:
             conn.close()
         response = Response(raw.status, hdrs, data)
         return _Attempt(response, retry_after=retry_after_s(hdrs.get("retry-after"), time.time()))
+
+
+def _transient(status: int) -> bool:
+    return status >= 500 or status in RETRY_STATUSES
 
 
 def _excerpt(body: bytes) -> str:
