@@ -76,9 +76,17 @@ def stats(state: CliState, files: tuple[str, ...], sets: tuple[str, ...]) -> Non
     for key, g in ruleset.groups.items():
         pre = sum(len(u) for u in g.pattern_rules)
         size = len(g.prefilter.dumps()) if g.prefilter is not None else 0
-        total = pre + len(g.always) + len(g.ip_only)
+        always = len({*g.always.broad, *(o for v in g.always.by_dport.values() for o in v),
+                      *(o for v in g.always.by_sport.values() for o in v)})  # fmt: skip
+        ip_only = 0
+        if g.ip_only is not None:
+            idx = g.ip_only
+            ip_only = len({*idx.broad4, *idx.broad6,
+                           *(o for seg in (idx.src4, idx.dst4, idx.src6, idx.dst6)
+                             for rules in seg.rules for o in rules)})  # fmt: skip
+        total = pre + always + ip_only
         click.echo(f"{names.get(key, str(key)):8} {total:7d} {pre:11d} {len(g.pattern_rules):8d} "
-                   f"{len(g.always):7d} {len(g.ip_only):7d} {size:10d}")  # fmt: skip
+                   f"{always:7d} {ip_only:7d} {size:10d}")  # fmt: skip
 
 
 @command.command("test")

@@ -183,13 +183,13 @@ class Detector:
     def _packet_candidates(self, p: Packet, fstate: FlowDetectState | None,
                            ctx: StreamCtx) -> list[int]:  # fmt: skip
         group = self._groups.get(p.proto if p.l4_off >= 0 else OTHER) or self._groups[OTHER]
-        cand: set[int] = set(group.always)
-        if group.ip_only and (
+        cand: set[int] = set(group.always.candidates(p.sport, p.dport))
+        if group.ip_only is not None and (
             fstate is None
             or (p.to_server and not fstate.ipo_toserver)
             or (not p.to_server and not fstate.ipo_toclient)
         ):
-            cand.update(group.ip_only)
+            cand.update(group.ip_only.candidates(p.ipver, p.src, p.dst))
             if fstate is not None:
                 if p.to_server:
                     fstate.ipo_toserver = True

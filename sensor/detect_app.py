@@ -18,7 +18,7 @@ from typing import Any
 
 from sensor.applayer import AppLayer
 from sensor.applayer.common import AppLayerSettings, Transaction
-from signatures.buffers import buffer_direction
+from signatures.buffers import TRANSFORMED_SUFFIX, buffer_direction
 from signatures.compiler import AppGroup, CompiledRuleset
 from signatures.rule import Signature
 
@@ -67,6 +67,9 @@ APP_LAYER_BUFFERS = frozenset(
         "ja3s.string",
         "http.request_header",
         "http.response_header",
+        "dns.query.dotprefix",
+        "tls.sni.dotprefix",
+        "http.host.dotprefix",
     ]
 )
 
@@ -92,7 +95,15 @@ def rule_direction(sig: Signature) -> int:
     return ANY
 
 
+def _dotprefix(value: Any) -> Any:
+    if isinstance(value, list):
+        return [b"." + v for v in value]
+    return None if value is None else b"." + value
+
+
 def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
+    if name.endswith(TRANSFORMED_SUFFIX):  # Suricata's dotprefix transform
+        return _dotprefix(tx_value(tx, name.removesuffix(TRANSFORMED_SUFFIX), to_server))
     if name in _PER_HEADER:
         return _header_lines(tx.get("http.header", _PER_HEADER[name]))
     d = buffer_direction(name)

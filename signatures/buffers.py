@@ -53,6 +53,10 @@ APP_BUFFERS: frozenset[str] = frozenset(
         "http.server",
         "http.request_header",
         "http.response_header",
+        # the dotprefix transform applied to a name buffer ("dns.query; dotprefix;")
+        "dns.query.dotprefix",
+        "tls.sni.dotprefix",
+        "http.host.dotprefix",
         # files (HTTP bodies as files, SMTP attachments, ...)
         "file.data",
         "file.name",
@@ -214,9 +218,12 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
 )
 
 
+TRANSFORMED_SUFFIX = ".dotprefix"
+
+
 def buffer_direction(name: str) -> str:
     """ "ts", "tc" or "both" for an application buffer (unknown ones count as both)."""
-    return BUFFER_DIRECTION.get(name, _BOTH)
+    return BUFFER_DIRECTION.get(name.removesuffix(TRANSFORMED_SUFFIX), _BOTH)
 
 
 def buffer_app_proto(name: str) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sensor.errors import RuleError, UnsupportedKeyword
 from sensor.packet import Packet
 from signatures import flowkw
-from signatures.buffers import buffer_app_proto
+from signatures.buffers import TRANSFORMED_SUFFIX, buffer_app_proto, sticky_buffer_name
 from signatures.classification import Classifications
 from signatures.events import EVENT_KEYWORDS, parse_event_keyword
 from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
@@ -139,8 +139,18 @@ class SignatureBuilder:
         draft = _Draft()
         payload = PayloadBuilder(self._supported_buffers)
         urilen: list[str | None] = []
+        previous = ""
         for opt in parsed.options:
             name, value = opt.name, opt.value
+            if name == "dotprefix":
+                # A transform on the sticky buffer just named: inspect its dotted form.
+                base = sticky_buffer_name(previous)
+                if base is None:
+                    raise RuleError("dotprefix must follow a sticky buffer")
+                payload.add(base + TRANSFORMED_SUFFIX, None, False)
+                previous = name
+                continue
+            previous = name
             if name in _META:
                 self._meta(draft, name, value)
             elif name in PACKET_KEYWORDS:

@@ -111,7 +111,7 @@ def parse_byte_test(value: str | None, known: frozenset[str]) -> ByteTestStep:
     opts = ByteOptions(kw)
     for word in args[4:]:
         opts.apply(word, _TEST_OPTS)
-    ext = _extractor(opts, nbytes, nvar, 8)
+    ext = _extractor(opts, nbytes, nvar, 8, min_bytes=0)  # ET has byte_test:0,... rules
     return ByteTestStep(
         ext, op_text, negate, number & U64, value_var, offset, offset_var, opts.relative
     )

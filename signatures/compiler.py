@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from signatures.hs import ENGINE_VERSION, LiteralSet
+from signatures.index import AddressIndex, PortIndex
 from signatures.rule import ACTION_ORDER, FB_NONE, Signature
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,8 @@ class RuleGroup:
     """The rules one kind of packet can meet, split by how they become candidates."""
 
     key: int
-    always: tuple[int, ...]  # orders of rules without a pkt_data fast pattern
-    ip_only: tuple[int, ...]  # orders of IP-only rules (checked once per flow direction)
+    always: PortIndex  # rules without a pkt_data fast pattern, by port
+    ip_only: AddressIndex | None  # IP-only rules (checked once per flow direction), by address
     prefilter: LiteralSet | None  # fast patterns of the rest
     pattern_rules: tuple[tuple[int, ...], ...]  # pattern id -> orders of rules using it
 
@@ -121,17 +122,17 @@ def compile_ruleset(
 
 
 def _build_group(key: int, sigs: list[Signature], cache: _Cache) -> RuleGroup:
-    always: list[int] = []
-    ip_only: list[int] = []
+    always: list[Signature] = []
+    ip_only: list[Signature] = []
     patterns: dict[tuple[bytes, bool], int] = {}
     users: list[list[int]] = []
     for s in sigs:
         if s.ip_only:
-            ip_only.append(s.order)
+            ip_only.append(s)
             continue
         fp = s.payload.fast_pattern if s.payload is not None else None
         if fp is None or fp.buffer != "pkt_data" or fp.negated or not fp.pattern:
-            always.append(s.order)
+            always.append(s)
             continue
         pid = patterns.setdefault((fp.pattern, fp.nocase), len(patterns))
         if pid == len(users):
@@ -139,7 +140,13 @@ def _build_group(key: int, sigs: list[Signature], cache: _Cache) -> RuleGroup:
         users[pid].append(s.order)
     pats = list(patterns)
     prefilter = cache.literal_set(pats) if pats else None
-    return RuleGroup(key, tuple(always), tuple(ip_only), prefilter, tuple(tuple(u) for u in users))
+    ports = PortIndex.build((s.order, s.sport, s.dport, s.bidirectional) for s in always)
+    addresses = (
+        AddressIndex.build((s.order, s.src, s.dst, s.bidirectional) for s in ip_only)
+        if ip_only
+        else None
+    )
+    return RuleGroup(key, ports, addresses, prefilter, tuple(tuple(u) for u in users))
 
 
 def _build_app_group(proto: str, sigs: list[Signature], cache: _Cache) -> AppGroup:

@@ -228,9 +228,12 @@ class PayloadBuilder:
         buffer = self._buffer
         flagged = pcre.pcre_buffer(flags)
         if flagged is not None:
-            if self._sticky:
+            # Suricata refuses a buffer flag only when it names another buffer than the
+            # active sticky one (http.uri; ... pcre:"/x/U" is fine).
+            if self._sticky and flagged != self._buffer:
                 raise RuleError(
-                    f"pcre: buffer flag in {flags!r} used while a sticky buffer is active"
+                    f"pcre: buffer flag in {flags!r} names another buffer than the active "
+                    f"sticky buffer {self._buffer}"
                 )
             if flagged not in self._supported:
                 raise UnsupportedKeyword(f"pcre /{''.join(f for f in flags if f.isupper())}")

@@ -108,7 +108,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "to_sha256",
         "compress_whitespace",
         "strip_whitespace",
-        "dotprefix",
         "url_decode",
         "pcrexform",
         "header_lowercase",

@@ -83,7 +83,7 @@ def test_tampered_version_is_not_activated(tmp_path: Path, variables: Variables)
 def test_conf_filters_in_suricata_update_order(tmp_path: Path, variables: Variables) -> None:
     store = BundleStore(str(tmp_path / "store"))
     src = write(tmp_path / "all.rules", R1, R2, "# " + R3)
-    conf = {
+    conf: dict[str, str | None] = {
         "disable": write(tmp_path / "disable.conf", "# comment", "metadata: confidence low"),
         "enable": write(tmp_path / "enable.conf", "1:1003"),
         "drop": write(tmp_path / "drop.conf", "group:all.rules"),
@@ -116,7 +116,7 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     root.mkdir()
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):  # type: ignore[no-untyped-def]
+        def __init__(self, *a, **kw):
             super().__init__(*a, directory=str(root), **kw)
 
         def log_message(self, *args: object) -> None:

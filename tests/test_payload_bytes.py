@@ -256,8 +256,8 @@ def test_byte_math_bitmask_applies_to_the_result() -> None:
     ("opt", "message"),
     [
         (k("byte_test", "2,=,1"), "at least 4"),
-        (k("byte_test", "9,=,1,0"), "binary bytes must be 1-8"),
-        (k("byte_test", "21,=,1,0,string,dec"), "string bytes must be 1-20"),
+        (k("byte_test", "9,=,1,0"), "binary bytes must be 0-8"),
+        (k("byte_test", "21,=,1,0,string,dec"), "string bytes must be 0-20"),
         (k("byte_test", "2,~,1,0"), "invalid operator"),
         (k("byte_test", "2,=,1,0,sideways"), "unknown option"),
         (k("byte_test", "2,=,1,0,hex"), "need 'string'"),

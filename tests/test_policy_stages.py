@@ -57,11 +57,11 @@ def facts(sid: int, **kw: object) -> RuleFacts:
 
 
 @pytest.fixture
-def policy():  # type: ignore[no-untyped-def]
+def policy():
     return parse_policy(POLICY, "/etc/sekimori/policy.toml")
 
 
-def test_most_specific_entry_wins(policy) -> None:  # type: ignore[no-untyped-def]
+def test_most_specific_entry_wins(policy) -> None:
     assert decide_stage(policy, facts(1)).stage == "detect"  # default
     assert decide_stage(policy, facts(1)).origin == "policy.toml: default_stage"
     assert decide_stage(policy, facts(1, severity=1)).stage == "shadow"
