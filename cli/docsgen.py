@@ -67,6 +67,9 @@ user can cause (`cli.common.invoke` prints them), and run `make cli-docs`.
 
 
 def _sections(cmd: click.Command, parent: click.Context, path: str) -> list[str]:
+    # click caches a command's --help option from the first context that asked for it;
+    # forget it so the page never depends on what ran earlier in this process.
+    cmd._help_option = None
     ctx = click.Context(cmd, info_name=path.rsplit(" ", 1)[-1], parent=parent,
                         max_content_width=WIDTH, terminal_width=WIDTH)  # fmt: skip
     text = cmd.get_help(ctx).rstrip()
@@ -82,8 +85,11 @@ def _sections(cmd: click.Command, parent: click.Context, path: str) -> list[str]
 def render() -> str:
     from cli.main import sekimori
 
+    # The group's own context settings (``-h`` as well as ``--help``), exactly as a user
+    # sees them; click caches each command's help option, so any other choice would make
+    # the page depend on which commands ran before it in the same process.
     root = click.Context(sekimori, info_name="sekimori", max_content_width=WIDTH,
-                         terminal_width=WIDTH)  # fmt: skip
+                         terminal_width=WIDTH, **sekimori.context_settings)  # fmt: skip
     parts = [PREAMBLE]
     for name in sekimori.list_commands(root):
         cmd = sekimori.get_command(root, name)

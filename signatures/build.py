@@ -77,6 +77,7 @@ class _Draft:
     references: list[str] = field(default_factory=list)
     target: str | None = None
     checks: list[tuple[int, Callable[[Packet], bool]]] = field(default_factory=list)
+    check_specs: list[tuple[str, str | None]] = field(default_factory=list)
     force_packet: bool = False
     flow_bits: int = 0
     bit_checks: list[BitOp] = field(default_factory=list)
@@ -156,9 +157,11 @@ class SignatureBuilder:
             elif name in PACKET_KEYWORDS:
                 parse, forces_packet = PACKET_KEYWORDS[name]
                 draft.checks.append((len(draft.checks), parse(value)))
+                draft.check_specs.append((name, value))
                 draft.force_packet |= forces_packet
             elif name in EVENT_KEYWORDS:  # decode-event, stream-event, ... on pkt.events
                 draft.checks.append((len(draft.checks), parse_event_keyword(name, value)))
+                draft.check_specs.append((name, value))
             elif name in _FLOW_HANDLERS:
                 _FLOW_HANDLERS[name](draft, value)
             elif name == "uricontent":  # Snort's spelling of content + http_uri
@@ -231,7 +234,8 @@ class SignatureBuilder:
             proto=proto, l4=l4, ipver=ipver, app_proto=app_proto,
             src=parsed.src, sport=parsed.sport, dst=parsed.dst, dport=parsed.dport,
             bidirectional=parsed.direction == "<>",
-            checks=tuple(c for _, c in draft.checks), flow_bits=draft.flow_bits,
+            checks=tuple(c for _, c in draft.checks), check_specs=tuple(draft.check_specs),
+            flow_bits=draft.flow_bits,
             bit_checks=tuple(draft.bit_checks), bit_actions=tuple(draft.bit_actions),
             flowint_checks=tuple(draft.flowint_checks),
             flowint_actions=tuple(draft.flowint_actions), stream_size=draft.stream_size,
@@ -321,3 +325,10 @@ _FLOW_HANDLERS: dict[str, Callable[[_Draft, str | None], None]] = {
     "threshold": _threshold,
     "detection_filter": _detection_filter,
 }
+
+
+def packet_check(name: str, value: str | None) -> Callable[[Packet], bool]:
+    """Rebuild one packet-keyword predicate from its (keyword, value) (rule cache)."""
+    if name in EVENT_KEYWORDS:
+        return parse_event_keyword(name, value)
+    return PACKET_KEYWORDS[name][0](value)

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from signatures.hs import ENGINE_VERSION, LiteralSet
@@ -76,8 +76,16 @@ def _order_key(sig: Signature, index: int) -> tuple[int, ...]:
 
 
 def order_signatures(sigs: Sequence[Signature]) -> tuple[Signature, ...]:
+    """The signatures in evaluation order, each with ``order`` set to its position.
+
+    ``order`` is set on the given objects (the one field a ruleset build owns); copying
+    25k frozen records with dataclasses.replace would cost most of a warm start.
+    """
     ranked = sorted(range(len(sigs)), key=lambda i: _order_key(sigs[i], i))
-    return tuple(replace(sigs[i], order=n) for n, i in enumerate(ranked))
+    out = tuple(sigs[i] for i in ranked)
+    for n, sig in enumerate(out):
+        object.__setattr__(sig, "order", n)
+    return out
 
 
 def ruleset_version(sigs: Iterable[Signature]) -> str:
@@ -95,7 +103,10 @@ def _applies_to(sig: Signature, key: int) -> bool:
 
 
 def compile_ruleset(
-    sigs: Sequence[Signature], cache_dir: str | None = None, stream_window_cap: int = 4096
+    sigs: Sequence[Signature],
+    cache_dir: str | None = None,
+    stream_window_cap: int = 4096,
+    version: str | None = None,
 ) -> CompiledRuleset:
     """Order the signatures and build one group per L4 protocol."""
     ordered = order_signatures(sigs)
@@ -118,7 +129,7 @@ def compile_ruleset(
         reach = stream_window_cap if r is None else max(reach, min(r, stream_window_cap))
         if reach >= stream_window_cap:
             break
-    return CompiledRuleset(ordered, groups, app_groups, ruleset_version(ordered), reach)
+    return CompiledRuleset(ordered, groups, app_groups, version or ruleset_version(sigs), reach)
 
 
 def _build_group(key: int, sigs: list[Signature], cache: _Cache) -> RuleGroup:

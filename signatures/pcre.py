@@ -130,16 +130,32 @@ def pcre_buffer(flags: str) -> str | None:
 class PcreStep:
     """Precompiled pcre; ``run`` is Suricata's pcre branch including retries."""
 
-    __slots__ = ("anchored", "negated", "regex", "relative", "relative_next")
+    __slots__ = ("_source", "anchored", "negated", "regex", "relative", "relative_next")
 
     def __init__(
         self, regex: re.Pattern[bytes], negated: bool, relative: bool, anchored: bool
     ) -> None:
-        self.regex = regex
+        self.regex: re.Pattern[bytes] | None = regex
+        self._source = (regex.pattern, regex.flags)
         self.negated = negated
         self.relative = relative
         self.anchored = anchored
         self.relative_next = False
+
+    # Pickled (rule cache) without the compiled regex: recompiling thousands of ET patterns
+    # at load would cost seconds, so each one is compiled the first time it is needed.
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self._source, self.negated, self.relative, self.anchored, self.relative_next)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        self._source, self.negated, self.relative, self.anchored, self.relative_next = state  # type: ignore[assignment]
+        self.regex = None
+
+    def _regex(self) -> re.Pattern[bytes]:
+        regex = self.regex
+        if regex is None:
+            regex = self.regex = re.compile(*self._source)
+        return regex
 
     def _search(self, buf: bytes, env: MatchEnv) -> bool:
         base = env.offset if self.relative else 0
@@ -149,10 +165,8 @@ class PcreStep:
         start = env.pcre_start - base if env.pcre_start else 0
         if start > len(subject):
             return self.negated  # PCRE2 rejects the offset: no match
-        if self.anchored:
-            m = self.regex.match(subject, start)
-        else:
-            m = self.regex.search(subject, start)
+        regex = self._regex()
+        m = regex.match(subject, start) if self.anchored else regex.search(subject, start)
         if m is None:
             return self.negated
         if self.negated:

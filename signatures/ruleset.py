@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sensor.errors import RuleError
+from signatures import rulecache
 from signatures.buffers import HEADER_BUFFERS, PKT_DATA
 from signatures.build import SignatureBuilder
 from signatures.classification import Classifications
-from signatures.compiler import CompiledRuleset, compile_ruleset
+from signatures.compiler import CompiledRuleset, compile_ruleset, ruleset_version
 from signatures.loader import RuleIssue, load_rule_files
 from signatures.rule import Signature
 from signatures.variables import Variables
@@ -87,15 +88,36 @@ def load_ruleset(
     strict: bool = False,
     supported_buffers: frozenset[str] = SUPPORTED_BUFFERS,
 ) -> tuple[CompiledRuleset, RulesetReport]:
-    sigs, report = build_signatures(files, variables, classification_file, supported_buffers)
+    sigs, report, version = _cached_build(files, variables, classification_file,
+                                          supported_buffers, cache_dir)  # fmt: skip
     if strict and report.skipped:
         first = next(i for i in report.issues if i.severity == "error")
         raise RuleError(f"{report.skipped} rule(s) not loaded (strict mode); first: "
                         f"{first.file}:{first.line}: {first.reason}")  # fmt: skip
     t0 = time.perf_counter()
-    compiled = compile_ruleset(sigs, cache_dir)
+    compiled = compile_ruleset(sigs, cache_dir, version=version)
     report = RulesetReport(
         report.files, report.loaded, report.disabled, report.issues, report.skipped_by_reason,
         report.parse_seconds, time.perf_counter() - t0,
     )  # fmt: skip
     return compiled, report
+
+
+def _cached_build(files: Sequence[str], variables: Variables, classification_file: str | None,
+                  supported_buffers: frozenset[str], cache_dir: str | None,
+                  ) -> tuple[list[Signature], RulesetReport, str]:  # fmt: skip
+    """build_signatures (and the ruleset's version hash), through the rule cache when a
+    cache directory is configured."""
+    if cache_dir is None:
+        sigs, report = build_signatures(files, variables, classification_file, supported_buffers)
+        return sigs, report, ruleset_version(sigs)
+    t0 = time.perf_counter()
+    key = rulecache.cache_key(files, variables, classification_file, supported_buffers)
+    hit = rulecache.load(cache_dir, key)
+    if hit is not None:
+        sigs, report, version = hit
+        return sigs, replace(report, parse_seconds=time.perf_counter() - t0), version
+    sigs, report = build_signatures(files, variables, classification_file, supported_buffers)
+    version = ruleset_version(sigs)
+    rulecache.store(cache_dir, key, report.files, sigs, report, version)
+    return sigs, report, version

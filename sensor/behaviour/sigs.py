@@ -55,7 +55,7 @@ def behaviour_signature(
         metadata=("sekimori_detector behaviour", *metadata), references=(), target=target,
         proto=proto, l4=_L4[proto], ipver=0, app_proto=None,
         src=_ANY_ADDR, sport=_ANY_PORT, dst=_ANY_ADDR, dport=_ANY_PORT, bidirectional=False,
-        checks=(), flow_bits=0, bit_checks=(), bit_actions=(), flowint_checks=(),
+        checks=(), check_specs=(), flow_bits=0, bit_checks=(), bit_actions=(), flowint_checks=(),
         flowint_actions=(), stream_size=None, noalert=False, payload=None,
         inspect=INSPECT_PACKET, header_buffers=(), app_buffers=(), ip_only=False,
         threshold=None, detection_filter=None, file="<behaviour>", line=0, raw="",
