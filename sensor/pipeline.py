@@ -225,9 +225,12 @@ class _Loop:
         self.detector = new
 
 
-def run(config: Config, request: RunRequest) -> RunSummary:
+def run(config: Config, request: RunRequest,
+        rules: tuple[CompiledRuleset, RulesetReport] | None = None) -> RunSummary:  # fmt: skip
+    """Run one capture or interface; ``rules`` lets a caller reuse an already loaded set
+    (parallel workers, test suites); by default they come from ``request.rule_files``."""
     started = time.monotonic()
-    ruleset, report = _load_rules(config, request)
+    ruleset, report = rules if rules is not None else _load_rules(config, request)
     _log_ruleset(report)
     ext = build_extensions(config)
     ext.run_info.update(
