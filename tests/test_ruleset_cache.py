@@ -16,7 +16,7 @@ RULES = (
 )
 
 
-def _load(files: list[str], cache: Path):  # type: ignore[no-untyped-def]
+def _load(files: list[str], cache: Path):
     return load_ruleset(files, Variables.suricata_defaults(), cache_dir=str(cache))
 
 

@@ -28,7 +28,7 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
 
 @pytest.fixture(scope="module")
-def et_open(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def et_open(tmp_path_factory: pytest.TempPathFactory):
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} is absent")
     files = sorted(str(p) for p in (SHARED / "rules" / "et-open").glob("*.rules"))
@@ -45,14 +45,14 @@ def _sids(records: list[dict]) -> collections.Counter[int]:
     return collections.Counter(r["sid"] for r in records)
 
 
-def test_et_open_loads_nearly_every_enabled_rule(et_open) -> None:  # type: ignore[no-untyped-def]
+def test_et_open_loads_nearly_every_enabled_rule(et_open) -> None:
     _, (_ruleset, report) = et_open
     assert report.loaded >= 24_500  # of 24,827 enabled; each skipped one has a reason
     assert all(issue.reason for issue in report.issues)
 
 
 def test_attack_captures_raise_suricatas_signatures(et_open, shared_dir: Path,
-                                                    tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+                                                    tmp_path: Path) -> None:  # fmt: skip
     config, rules = et_open
     total = common = 0
     for pcap in sorted((shared_dir / "pcaps" / "attacks").glob("*.pcap")):
