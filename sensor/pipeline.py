@@ -242,7 +242,7 @@ def run(config: Config, request: RunRequest,
     publisher = _publisher(config, request)
     if publisher is not None:
         ext.sinks.append(RedisSink(publisher, config.sensor_id, immediate=request.iface is not None,
-                                   mode=config.mode))  # fmt: skip
+                                   mode=config.mode, ruleset_version=ruleset.version))  # fmt: skip
     loop = _Loop(config, Detector(ruleset, app_settings(config)), ext)
     loop.live = request.iface is not None
     loop.run_info = ext.run_info
@@ -333,6 +333,9 @@ def _service(loop: _Loop, control: RunControl, config: Config, request: RunReque
             _log_ruleset(report)
             loop.swap_ruleset(ruleset)
             loop.run_info.update(ruleset_version=ruleset.version, rules_loaded=report.loaded)
+            for sink in loop.sinks:
+                if isinstance(sink, RedisSink):
+                    sink.ruleset_version = ruleset.version
             log.info("rules reloaded: version %s", ruleset.version)
     if control.dump:
         control.dump = False

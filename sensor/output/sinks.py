@@ -30,16 +30,24 @@ class EveSink:
 
 class RedisSink:
     def __init__(
-        self, publisher: Any, sensor_id: str, *, immediate: bool, mode: str = "detect"
+        self,
+        publisher: Any,
+        sensor_id: str,
+        *,
+        immediate: bool,
+        mode: str = "detect",
+        ruleset_version: str = "",
     ) -> None:
         self._publisher = publisher
         self._sensor_id = sensor_id
         self._immediate = immediate
         self._mode = mode
+        self.ruleset_version = ruleset_version  # the pipeline updates it after a reload
 
     def write(self, event: AlertEvent) -> None:
         record = dict(event.record)
         ctx = response_context(event.signature, event.packet, self._mode, self._sensor_id)
+        ctx["ruleset_version"] = self.ruleset_version  # block provenance (docs/blocking.md)
         ctx.update(record.get("sekimori") or {})  # policy annotations (stage, priority) win
         record["sekimori"] = ctx
         self._publisher.publish(record)
