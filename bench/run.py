@@ -52,7 +52,9 @@ def supported_rules() -> Path:
     variables = Variables(
         address_groups=dict(config.vars.address_groups), port_groups=dict(config.vars.port_groups)
     )
-    sigs, report = build_signatures(files, variables)
+    from sensor.pipeline import SENSOR_BUFFERS
+
+    sigs, report = build_signatures(files, variables, None, SENSOR_BUFFERS)
     dest = OUT / "et-supported.rules"
     dest.write_text("".join(s.raw.rstrip("\n") + "\n" for s in sigs))
     print(f"rules: {len(sigs):,} of the ET Open rules load in sekimori "

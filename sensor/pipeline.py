@@ -397,8 +397,11 @@ def _publisher(config: Config, request: RunRequest) -> Any:
         return None
     from sensor.output.redis_bus import AlertPublisher, BusConfig
 
+    spool = config.output.redis_spool_dir or os.path.join(
+        config.detect.cache_dir or default_cache_dir(), "spool", config.sensor_id
+    )
     return AlertPublisher(BusConfig(url=url, stream=config.output.redis_stream,
-                                    sensor_id=config.sensor_id))  # fmt: skip
+                                    sensor_id=config.sensor_id, spool_dir=spool))  # fmt: skip
 
 
 def _drops(source: Any) -> tuple[int, int]:
