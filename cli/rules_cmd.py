@@ -109,7 +109,10 @@ def test(state: CliState, files: tuple[str, ...], pcap: str, sets: tuple[str, ..
         summary = run(config, RunRequest(pcap=pcap, iface=None, rule_files=files, eve=eve))
         counts: Counter[tuple[int, int, str]] = Counter()
         for line in Path(eve).read_bytes().splitlines():
-            a = orjson.loads(line).get("alert") or {}
+            record = orjson.loads(line)
+            if record.get("event_type") != "alert":
+                continue
+            a = record.get("alert") or {}
             counts[(a.get("gid", 1), a.get("signature_id", 0), a.get("signature", ""))] += 1
     click.echo(f"{summary.packets} packets, {summary.alerts} alerts from {len(counts)} rules")
     for (gid, sid, msg), n in counts.most_common():

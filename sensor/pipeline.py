@@ -124,6 +124,9 @@ class _Loop:
         self.last_sec = self.last_usec = 0
         self.source: Any = None
         self.run_info: dict[str, Any] = {}
+        self.stats_interval = config.output.stats_interval
+        self.last_stats = 0.0
+        self.started = time.monotonic()
 
     def packet(self, p: Packet) -> None:
         self.packets += 1
@@ -208,6 +211,8 @@ class _Loop:
             counters = self.counters()
             for ticker in self.tickers:
                 ticker.tick(now, counters)
+        if self.stats_interval and now - self.last_stats >= self.stats_interval:
+            self.write_stats(now)
         for sink in self.sinks:
             t = getattr(sink, "tick", None)
             if t is not None:
@@ -216,6 +221,21 @@ class _Loop:
                 flush = getattr(sink, "flush", None)
                 if flush is not None:
                     flush()
+
+    def write_stats(self, now: float) -> None:
+        """An EVE ``stats`` event with every counter (stats.interval, and at the end)."""
+        self.last_stats = now
+        sinks = [s for s in self.sinks if isinstance(s, EveSink)]
+        if not sinks:
+            return
+        counters = self.counters()
+        counters["detect.rules_loaded"] = self.run_info.get("rules_loaded", 0)
+        counters["detect.rules_skipped"] = self.run_info.get("rules_skipped", 0)
+        sec = int(now)
+        usec = int((now - sec) * 1e6)
+        uptime = int(time.monotonic() - self.started)
+        for sink in sinks:
+            sink.write_stats(sec, usec, uptime, counters)
 
     def swap_ruleset(self, ruleset: CompiledRuleset) -> None:
         """New rules from the next packet on; flows, flowbits and hostbits are kept."""
@@ -235,7 +255,7 @@ def run(config: Config, request: RunRequest,
     ext = build_extensions(config)
     ext.run_info.update(
         iface=request.iface, pcap=request.pcap, mode=config.mode,
-        ruleset_version=ruleset.version, rules_loaded=report.loaded,
+        ruleset_version=ruleset.version, rules_loaded=report.loaded, rules_skipped=report.skipped,
     )  # fmt: skip
     if request.eve is not None:
         ext.sinks.append(EveSink(EveWriter(request.eve)))
@@ -266,7 +286,9 @@ def run(config: Config, request: RunRequest,
             control.install(on_stop=source.stop)
             _drive_live(loop, source, control, config, request)
         loop.finish()
-        loop.tick(time.time() if request.iface else float(loop.last_sec))
+        end = time.time() if request.iface else loop.last_sec + loop.last_usec / 1e6
+        loop.tick(end)
+        loop.write_stats(end)
     finally:
         control.restore()
         ext.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 from sensor.extensions import AlertEvent
 from sensor.output.alert import response_context
-from sensor.output.eve import EveWriter
+from sensor.output.eve import EveWriter, stats_record
 
 
 class EveSink:
@@ -23,6 +23,15 @@ class EveSink:
 
     def flush(self) -> None:
         self._writer.flush()
+
+    def write_stats(self, ts_sec: int, ts_usec: int, uptime: int, counters: dict[str, int]) -> None:
+        """An EVE ``stats`` event (Suricata's nesting; decoder anomalies under
+        ``decoder.event``, as Suricata names them)."""
+        named = {
+            (f"decoder.event.{k[8:]}" if k.startswith("decoder.") and "." in k[8:] else k): v
+            for k, v in counters.items()
+        }
+        self._writer.write(stats_record(ts_sec, ts_usec, uptime, named))
 
     def close(self) -> None:
         self._writer.close()
