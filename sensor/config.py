@@ -126,6 +126,7 @@ class OutputConfig:
     redis_url: str | None = None
     redis_stream: str = "sekimori:alerts"
     redis_spool_dir: str | None = None  # outputs.redis.spool-dir (default: under the cache)
+    redis_maxlen: int = 100000  # outputs.redis.maxlen: approximate stream trimming (0 = none)
     stats_interval: int = 0  # seconds between EVE stats records; 0 = only at the end
 
 
@@ -283,6 +284,7 @@ _SETTINGS: Mapping[str, _Setting] = MappingProxyType(
         "policy.file": _S("", "policy_file", _parse_opt_str),
         "pid-file": _S("", "pidfile", _parse_opt_str),
         "outputs.redis.spool-dir": _S("output", "redis_spool_dir", _parse_opt_str),
+        "outputs.redis.maxlen": _S("output", "redis_maxlen", parse_size),
         _LIBHTP + "request-body-limit": _S("app_layer", "request_body_limit", parse_size),
         _LIBHTP + "response-body-limit": _S("app_layer", "response_body_limit", parse_size),
         _LIBHTP + "response-body-decompress-layer-limit": _S(

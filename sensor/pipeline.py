@@ -32,7 +32,7 @@ from sensor.detect_app import APP_LAYER_BUFFERS
 from sensor.errors import SekimoriError
 from sensor.extensions import AlertEvent, Extensions, build_extensions
 from sensor.flow import FlowTable
-from sensor.output.alert import alert_record
+from sensor.output.alert import AlertBuilder
 from sensor.output.eve import EveWriter
 from sensor.output.sinks import EveSink, RedisSink
 from sensor.packet import Packet
@@ -114,6 +114,7 @@ class _Loop:
         self.sinks = tuple(ext.sinks)
         self.tickers = tuple(ext.tickers)
         self.mode = config.mode
+        self.alerts_builder = AlertBuilder(config.mode)
         self.live = False
         self.packets = 0
         self.bytes = 0
@@ -163,7 +164,7 @@ class _Loop:
 
     def _emit(self, hits: list[Signature], p: Packet) -> None:
         for sig in hits:
-            event = AlertEvent(alert_record(sig, p, self.mode), sig, p)
+            event = AlertEvent(self.alerts_builder.record(sig, p), sig, p)
             if not all(policy.annotate(event) for policy in self.policies):
                 self.suppressed += 1
                 continue
@@ -423,7 +424,8 @@ def _publisher(config: Config, request: RunRequest) -> Any:
         config.detect.cache_dir or default_cache_dir(), "spool", config.sensor_id
     )
     return AlertPublisher(BusConfig(url=url, stream=config.output.redis_stream,
-                                    sensor_id=config.sensor_id, spool_dir=spool))  # fmt: skip
+                                    sensor_id=config.sensor_id, spool_dir=spool,
+                                    maxlen=config.output.redis_maxlen))  # fmt: skip
 
 
 def _drops(source: Any) -> tuple[int, int]:

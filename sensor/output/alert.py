@@ -53,51 +53,83 @@ def _action(sig: Signature, mode: str) -> str:
 
 def alert_record(sig: Signature, p: Packet, mode: str = "detect",
                  sensor_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """One EVE alert record (see AlertBuilder for the per-packet shared part)."""
+    rec = AlertBuilder(mode).record(sig, p)
+    if sensor_id is not None:
+        rec["sekimori"] = response_context(sig, p, mode, sensor_id)
+    return rec
+
+
+class AlertBuilder:
+    """Builds alert records; the fields that depend only on the packet (timestamp,
+    addresses, flow counters) are formatted once per packet, however many rules fire."""
+
+    __slots__ = ("_head", "_mode", "_packet", "_tail")
+
+    def __init__(self, mode: str = "detect") -> None:
+        self._mode = mode
+        self._packet: Packet | None = None
+        self._head: dict[str, Any] = {}
+        self._tail: dict[str, Any] = {}
+
+    def record(self, sig: Signature, p: Packet) -> dict[str, Any]:
+        if p is not self._packet:
+            self._packet = p
+            self._head, self._tail = _packet_fields(p)
+        head = self._head
+        alert: dict[str, Any] = {
+            "action": _action(sig, self._mode),
+            "gid": sig.gid,
+            "signature_id": sig.sid,
+            "rev": sig.rev,
+            "signature": sig.msg,
+            "category": sig.category,
+            "severity": sig.severity,
+        }
+        if sig.metadata:
+            alert["metadata"] = _metadata(sig.metadata)
+        if sig.target:
+            src_is_target = sig.target == "src_ip"
+            alert["source" if not src_is_target else "target"] = {"ip": head["src_ip"]}
+            alert["target" if not src_is_target else "source"] = {"ip": head["dest_ip"]}
+        rec = dict(head)
+        rec["alert"] = alert
+        rec.update(self._tail)
+        return rec
+
+
+def _packet_fields(p: Packet) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields before and after ``alert`` in Suricata's key order."""
     flow = p.flow
-    rec: dict[str, Any] = {"timestamp": format_timestamp(p.ts_sec, p.ts_usec)}
+    head: dict[str, Any] = {"timestamp": format_timestamp(p.ts_sec, p.ts_usec)}
     if flow is not None:
-        rec["flow_id"] = flow.flow_id
+        head["flow_id"] = flow.flow_id
     if p.iface:
-        rec["in_iface"] = p.iface
-    rec["event_type"] = "alert"
+        head["in_iface"] = p.iface
+    head["event_type"] = "alert"
     if p.vlan:
-        rec["vlan"] = list(p.vlan)
-    rec["src_ip"] = format_ip(p.ipver, p.src)
-    if p.proto in _PORTED and p.l4_off >= 0:
-        rec["src_port"] = p.sport
-    rec["dest_ip"] = format_ip(p.ipver, p.dst)
-    if p.proto in _PORTED and p.l4_off >= 0:
-        rec["dest_port"] = p.dport
-    rec["proto"] = proto_name(p.proto)
+        head["vlan"] = list(p.vlan)
+    ported = p.proto in _PORTED and p.l4_off >= 0
+    head["src_ip"] = format_ip(p.ipver, p.src)
+    if ported:
+        head["src_port"] = p.sport
+    head["dest_ip"] = format_ip(p.ipver, p.dst)
+    if ported:
+        head["dest_port"] = p.dport
+    head["proto"] = proto_name(p.proto)
     if p.itype >= 0:
-        rec["icmp_type"] = p.itype
-        rec["icmp_code"] = p.icode
+        head["icmp_type"] = p.itype
+        head["icmp_code"] = p.icode
     if p.pcap_cnt:
-        rec["pcap_cnt"] = p.pcap_cnt
+        head["pcap_cnt"] = p.pcap_cnt
+    tail: dict[str, Any] = {}
     if flow is not None:
-        rec["direction"] = "to_server" if p.to_server else "to_client"
-    alert: dict[str, Any] = {
-        "action": _action(sig, mode),
-        "gid": sig.gid,
-        "signature_id": sig.sid,
-        "rev": sig.rev,
-        "signature": sig.msg,
-        "category": sig.category,
-        "severity": sig.severity,
-    }
-    if sig.metadata:
-        alert["metadata"] = _metadata(sig.metadata)
-    if sig.target:
-        src_is_target = sig.target == "src_ip"
-        alert["source" if not src_is_target else "target"] = {"ip": rec["src_ip"]}
-        alert["target" if not src_is_target else "source"] = {"ip": rec["dest_ip"]}
-    rec["alert"] = alert
-    if flow is not None:
+        head["direction"] = "to_server" if p.to_server else "to_client"
         app = getattr(flow, "app", None)
         name = getattr(app, "proto_name", None) if app is not None else None
         if name:
-            rec["app_proto"] = name
-        rec["flow"] = {
+            tail["app_proto"] = name
+        flow_rec: dict[str, Any] = {
             "pkts_toserver": flow.pkts_toserver,
             "pkts_toclient": flow.pkts_toclient,
             "bytes_toserver": flow.bytes_toserver,
@@ -107,11 +139,10 @@ def alert_record(sig: Signature, p: Packet, mode: str = "detect",
             "dest_ip": format_ip(flow.ipver, flow.dst),
         }
         if flow.proto in _PORTED:
-            rec["flow"]["src_port"] = flow.sport
-            rec["flow"]["dest_port"] = flow.dport
-    if sensor_id is not None:
-        rec["sekimori"] = response_context(sig, p, mode, sensor_id)
-    return rec
+            flow_rec["src_port"] = flow.sport
+            flow_rec["dest_port"] = flow.dport
+        tail["flow"] = flow_rec
+    return head, tail
 
 
 def _dir_state(d: Any) -> dict[str, Any] | None:
