@@ -34,6 +34,7 @@ from sensor.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from signatures.compiler import OTHER, CompiledRuleset
 from signatures.payload import MatchEnv
 from signatures.rule import Signature
+from signatures.txvalues import compile_tx_value
 
 
 def pseudo_packet(flow: Any, to_server: bool, ts_sec: int, ts_usec: int) -> Packet:
@@ -73,10 +74,17 @@ class Detector:
         self._reach = ruleset.max_reach
         self._env = MatchEnv()
         self._tx = TxSource(ruleset, app or AppLayerSettings())
+        self._tx_tests = {
+            s.order: tuple(compile_tx_value(k, v) for k, v in s.tx_values)
+            for s in ruleset.signatures
+            if s.tx_values
+        }
         self.hostbits = HostBits()
         self.thresholds = Thresholds()
         self.stats = DetectStats()
         self._app_before: str | None = None
+        # the transaction each transaction-rule alert of the last inspected packet is on
+        self.alert_txs: dict[int, Transaction] = {}
 
     # -- entry points ------------------------------------------------------------------
     def inspect(self, p: Packet) -> list[Signature]:
@@ -116,8 +124,10 @@ class Detector:
                 txs = self._tx.feed(flow, p.to_server ^ fstate.app_reversed, data, p.ts_sec)
                 if known is None and app_proto_of(p) is not None:
                     fstate.app_pending = p.to_server
+            txs = self._with_deferred(txs, p.to_server, fstate)
             self._app_before = self._visible_app_proto(p, fstate)
 
+        self.alert_txs.clear()
         alerts: list[Signature] = []
         passed = self._run(self._packet_candidates(p, fstate, ctx), p, fstate, ctx, alerts)
         if txs and not passed and fstate is not None:
@@ -158,6 +168,25 @@ class Detector:
             for tx in txs:
                 self._inspect_tx(tx, p, fstate, (b"", b"", b""), alerts)
             out.extend((sig, p) for sig in alerts)
+        return out
+
+    @staticmethod
+    def _with_deferred(txs: list[Transaction], to_server: bool,
+                       fs: FlowDetectState) -> list[Transaction]:  # fmt: skip
+        """Transactions grown by this packet, plus those grown by the other direction since
+        this direction's last packet: a request parsed only once the response revealed the
+        protocol (an unknown method) still meets its request rules on the next packet
+        towards the server, as in Suricata; rules alert once per transaction anyway."""
+        deferred = fs.tx_later_ts if to_server else fs.tx_later_tc
+        other = fs.tx_later_tc if to_server else fs.tx_later_ts
+        out = txs
+        if deferred:
+            seen = {id(tx) for tx in txs}
+            out = txs + [tx for tx in deferred if id(tx) not in seen]
+            deferred.clear()
+        if txs:
+            other.extend(tx for tx in txs if tx not in other)
+            del other[:-8]  # bounded: only the most recent transactions wait
         return out
 
     @staticmethod
@@ -218,7 +247,11 @@ class Detector:
             for o in self._tx.candidates(tx.proto, tx, p.to_server ^ fstate.app_reversed)
             if (tx_id, o) not in done
         ]
-        return self._run(orders, p, fstate, ctx, alerts, tx)
+        before = len(alerts)
+        passed = self._run(orders, p, fstate, ctx, alerts, tx)
+        for sig in alerts[before:]:
+            self.alert_txs[sig.order] = tx  # for the EVE http/dns/tls object of the alert
+        return passed
 
     # -- evaluation --------------------------------------------------------------------
     def _run(self, orders: list[int], p: Packet, fs: FlowDetectState | None, ctx: StreamCtx,
@@ -260,12 +293,16 @@ class Detector:
                 alerts.append(sig)
         return False
 
-    @staticmethod
-    def _check(sig: Signature, p: Packet, fs: FlowDetectState | None, hostbits: HostBits,
+    def _check(self, sig: Signature, p: Packet, fs: FlowDetectState | None, hostbits: HostBits,
                env: MatchEnv, ctx: StreamCtx, app_buffer: Any, app: str | None) -> bool:  # fmt: skip
         """The exact check of one rule (one method, so --profile-rules can time it)."""
         if not header_ok(sig, p, fs, hostbits, app):
             return False
+        if sig.tx_values:
+            for name, test in self._tx_tests[sig.order]:
+                value = app_buffer(name) if app_buffer is not None else None
+                if value is None or not test(value):
+                    return False
         return sig.payload is None or packet_buffers_ok(sig, p, env, ctx, app_buffer)
 
     def _thresholds_allow(self, s: Signature, p: Packet) -> bool:

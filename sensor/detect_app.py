@@ -21,6 +21,7 @@ from sensor.applayer.common import AppLayerSettings, Transaction
 from signatures.buffers import TRANSFORMED_SUFFIX, buffer_direction
 from signatures.compiler import AppGroup, CompiledRuleset
 from signatures.rule import Signature
+from signatures.txvalues import TX_VALUE_KEYWORDS
 
 # Buffers the application layer fills; rules on other app buffers are reported unsupported.
 APP_LAYER_BUFFERS = frozenset(
@@ -102,6 +103,8 @@ def _dotprefix(value: Any) -> Any:
 
 
 def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
+    if name in TX_VALUE_KEYWORDS:  # numeric values (tls.version, dns.opcode ...)
+        return tx.values.get(name)
     if name.endswith(TRANSFORMED_SUFFIX):  # Suricata's dotprefix transform
         return _dotprefix(tx_value(tx, name.removesuffix(TRANSFORMED_SUFFIX), to_server))
     if name in _PER_HEADER:

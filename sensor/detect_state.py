@@ -10,6 +10,7 @@ Non-goals: the flow table itself (sensor/flow.py owns flows and their lifetime).
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 from sensor.packet import Packet
 from signatures.flowkw import BitOp, FlowintOp, Threshold
@@ -30,6 +31,8 @@ class FlowDetectState:
         "tail_toclient",
         "tail_toserver",
         "tx_done",
+        "tx_later_tc",
+        "tx_later_ts",
     )
 
     def __init__(self) -> None:
@@ -40,6 +43,9 @@ class FlowDetectState:
         self.tail_toserver = b""
         self.tail_toclient = b""
         self.tx_done: set[tuple[int, int]] = set()  # (tx id, rule order) already alerted
+        # transactions grown by one direction, to inspect on the other's next packet too
+        self.tx_later_ts: list[Any] = []
+        self.tx_later_tc: list[Any] = []
         # The app protocol as packet rules see it (Suricata's timing, see Detector.inspect),
         # and the direction of the data that revealed it while that is not yet visible.
         self.app_visible: str | None = None

@@ -164,7 +164,11 @@ class _Loop:
 
     def _emit(self, hits: list[Signature], p: Packet) -> None:
         for sig in hits:
-            event = AlertEvent(self.alerts_builder.record(sig, p), sig, p)
+            record = self.alerts_builder.record(sig, p)
+            tx = self.detector.alert_txs.get(sig.order)
+            if tx is not None and p.flow is not None and p.flow.app is not None:
+                record.update(p.flow.app.eve_fields(tx))  # the http / dns / tls object
+            event = AlertEvent(record, sig, p)
             if not all(policy.annotate(event) for policy in self.policies):
                 self.suppressed += 1
                 continue

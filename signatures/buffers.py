@@ -232,7 +232,7 @@ def buffer_app_proto(name: str) -> str | None:
         return "http"
     if name.startswith("dns."):
         return "dns"
-    if name.startswith(("tls.", "ja3", "ja4")):
+    if name.startswith(("tls.", "ja3", "ja4")):  # tls.version (a value keyword) too
         return "tls"
     if name.startswith("ssh."):
         return "ssh"

@@ -26,6 +26,7 @@ from signatures.header import PACKET_KEYWORDS
 from signatures.payload import PayloadBuilder
 from signatures.rule import INSPECT_PACKET, INSPECT_STREAM, INSPECT_STREAM_ONLY, Signature
 from signatures.suricata_keywords import UNSUPPORTED_KEYWORDS
+from signatures.txvalues import TX_VALUE_KEYWORDS, compile_tx_value
 
 # rule protocol -> (L4 protocol numbers or None for any, IP version restriction)
 _PROTOCOLS: dict[str, tuple[frozenset[int] | None, int]] = {
@@ -78,6 +79,7 @@ class _Draft:
     target: str | None = None
     checks: list[tuple[int, Callable[[Packet], bool]]] = field(default_factory=list)
     check_specs: list[tuple[str, str | None]] = field(default_factory=list)
+    tx_values: list[tuple[str, str | None]] = field(default_factory=list)
     force_packet: bool = False
     flow_bits: int = 0
     bit_checks: list[BitOp] = field(default_factory=list)
@@ -170,6 +172,9 @@ class SignatureBuilder:
             elif name in _LEGACY_TLS:  # tls.subject:"x" is content "x" in tls.cert_subject
                 payload.add(_LEGACY_TLS[name], None, False)
                 payload.add("content", value, opt.quoted)
+            elif name in TX_VALUE_KEYWORDS:
+                compile_tx_value(name, value)  # validate now; detection compiles its own
+                draft.tx_values.append((name, value))
             elif name == "urilen":
                 urilen.append(value)
             elif payload.claims(name):
@@ -189,6 +194,8 @@ class SignatureBuilder:
         programs = spec.programs if spec is not None else {}
         header_buffers = tuple(b for b in programs if b.endswith(".hdr"))
         app_buffers = tuple(b for b in programs if b not in header_buffers and b != "pkt_data")
+        # a value keyword (tls.version ...) makes the rule a transaction rule of its protocol
+        app_buffers += tuple(n for n, _ in draft.tx_values if n not in app_buffers)
         for b in header_buffers:
             if b in _HEADER_BUFFER_PROTOS and not ipver:
                 ipver = _HEADER_BUFFER_PROTOS[b]
@@ -241,7 +248,8 @@ class SignatureBuilder:
             flowint_actions=tuple(draft.flowint_actions), stream_size=draft.stream_size,
             noalert=draft.noalert, payload=spec if programs else None,
             inspect=inspect if has_pkt_data else INSPECT_PACKET,
-            header_buffers=header_buffers, app_buffers=app_buffers, ip_only=ip_only,
+            header_buffers=header_buffers, app_buffers=app_buffers,
+            tx_values=tuple(draft.tx_values), ip_only=ip_only,
             threshold=draft.threshold, detection_filter=draft.detection_filter,
             file=parsed.file, line=parsed.line, raw=parsed.raw,
         )  # fmt: skip

@@ -263,6 +263,28 @@ def icmp_seq(value: str | None) -> Check:
     return lambda p: p.icmp_seq >= 0 and m(p.icmp_seq)
 
 
+def app_layer_protocol(value: str | None) -> Check:
+    """``app-layer-protocol:[!]name[,mode]``: the flow's detected application protocol.
+
+    ``failed`` names a flow whose detection gave up; the optional mode (final, original,
+    either, to_server, to_client) is accepted and treated as the protocol detected now.
+    """
+    text = (value or "").split(",")[0].strip()
+    negated = text.startswith("!")
+    name = text.lstrip("!").strip().lower()
+    if not name:
+        raise RuleError("app-layer-protocol: needs a protocol name")
+    name = {"ssl": "tls", "http1": "http"}.get(name, name)
+
+    def detected(p: Packet) -> str | None:
+        app = p.flow.app if p.flow is not None else None
+        return getattr(app, "proto_name", None) if app is not None else None
+
+    if negated:
+        return lambda p: (proto := detected(p)) is not None and proto != name
+    return lambda p: detected(p) == name
+
+
 # keyword -> (parser, forces packet-only payload inspection as Suricata's dsize does)
 PACKET_KEYWORDS: dict[str, tuple[Callable[[str | None], Check], bool]] = {
     "dsize": (dsize, True),
@@ -283,4 +305,5 @@ PACKET_KEYWORDS: dict[str, tuple[Callable[[str | None], Check], bool]] = {
     "icode": (icode, False),
     "icmp_id": (icmp_id, False),
     "icmp_seq": (icmp_seq, False),
+    "app-layer-protocol": (app_layer_protocol, False),
 }

@@ -65,6 +65,7 @@ class Signature:
     inspect: int  # INSPECT_* for pkt_data
     header_buffers: tuple[str, ...]  # ipv4.hdr, tcp.hdr... the rule inspects
     app_buffers: tuple[str, ...]  # http.uri, dns.query... the rule inspects
+    tx_values: tuple[tuple[str, str | None], ...]  # (tls.version|dns.opcode|..., value text)
     ip_only: bool  # Suricata's IP-only class: checked once per flow direction
     threshold: Threshold | None
     detection_filter: Threshold | None

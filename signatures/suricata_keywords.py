@@ -10,7 +10,6 @@ from __future__ import annotations
 UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
     [
         "urilen",
-        "app-layer-protocol",
         "app-layer-state",
         "flow.age",
         "flow.pkts",
@@ -30,11 +29,8 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "tcp.flags",
         "replace",
         "tag",
-        "dns.opcode",
-        "dns.rrtype",
         "ssl_version",
         "ssl_state",
-        "tls.version",
         "tls.store",
         "tls_cert_notbefore",
         "tls_cert_notafter",

@@ -57,6 +57,6 @@ def behaviour_signature(
         src=_ANY_ADDR, sport=_ANY_PORT, dst=_ANY_ADDR, dport=_ANY_PORT, bidirectional=False,
         checks=(), check_specs=(), flow_bits=0, bit_checks=(), bit_actions=(), flowint_checks=(),
         flowint_actions=(), stream_size=None, noalert=False, payload=None,
-        inspect=INSPECT_PACKET, header_buffers=(), app_buffers=(), ip_only=False,
+        inspect=INSPECT_PACKET, header_buffers=(), app_buffers=(), tx_values=(), ip_only=False,
         threshold=None, detection_filter=None, file="<behaviour>", line=0, raw="",
     )  # fmt: skip
