@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from responders.block_config import BlockConfig, format_duration, parse_blocks
@@ -40,6 +40,7 @@ from responders.safety import (
     build_protected,
     candidate_from_alert,
     refusal,
+    target_failed_alert,
     trip_alert,
 )
 from sensor.errors import BusError, ResponderError
@@ -75,6 +76,10 @@ def _skip(reason: str, **details: Any) -> list[Outcome]:
     return [Outcome(NAME, SKIPPED, reason, details)]
 
 
+# Reconcile passes in a row a target may fail before it is reported as down.
+FAILING_PASSES = 3
+
+
 class BlockManager:
     """Owns the ledger, the safety rails and the block responders of one process."""
 
@@ -95,6 +100,9 @@ class BlockManager:
         self.queue: deque[Candidate] = deque(maxlen=cfg.queue_max)
         self.counters: dict[str, int] = {}
         self.reports: dict[str, ReconcileReport] = {}
+        # consecutive reconcile passes in which each target failed, and which are reported
+        self._failing: dict[str, int] = {}
+        self._reported_down: set[str] = set()
         self._paused_until = 0.0
         self._pins: tuple[float, dict[str, Any]] = (0.0, {})
         self._ledger_id: str | None = None
@@ -322,6 +330,7 @@ class BlockManager:
                 name, responder, self.caller, wanted, now=now, margin_s=margin, ledger_lost=lost
             )
             self.reports[name] = report
+            self._track_target_health(name, report)
             if report.adopted:
                 self._adopt(name, report.adopted, now)
             try:
@@ -329,6 +338,35 @@ class BlockManager:
             except BusError as exc:
                 log.warning("blocks: %s", exc)
         return dict(self.reports)
+
+    def _track_target_health(self, name: str, report: ReconcileReport) -> None:
+        """A target failing FAILING_PASSES reconcile passes in a row is reported once: an
+        event in the ledger and a severity-1 alert (other targets carry on regardless);
+        its recovery is recorded too."""
+        if report.failed or report.errors:
+            self._failing[name] = self._failing.get(name, 0) + 1
+        else:
+            self._failing.pop(name, None)
+            if name in self._reported_down:
+                self._reported_down.discard(name)
+                self._count("target_recovered")
+                self._safe(lambda: self.ledger.event("target_recovered", "-", name))
+            return
+        if self._failing[name] < FAILING_PASSES or name in self._reported_down:
+            return
+        self._reported_down.add(name)
+        self._count("target_failed")
+        why = "; ".join(report.errors[:2]) or f"{report.failed} entries could not be applied"
+        log.error("blocks: target %s failing for %d passes: %s", name, self._failing[name], why)
+        alert = target_failed_alert(name, why, self.cfg)
+        self._safe(lambda: self.ledger.event("target_failed", "-", name, errors=why))
+        self._safe(lambda: self.ledger.publish_alert(self.cfg.alert_stream, alert))
+
+    def _safe(self, call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BusError as exc:
+            log.warning("blocks: %s", exc)
 
     def _check_ledger_identity(self) -> bool:
         """True when the ledger we knew has vanished (Redis came back empty)."""

@@ -247,6 +247,16 @@ def trip_alert(reason: str, cfg: BlockConfig, now: float | None = None) -> dict[
     }
 
 
+def target_failed_alert(target: str, why: str, cfg: BlockConfig,
+                        now: float | None = None) -> dict[str, Any]:  # fmt: skip
+    """The high-severity EVE alert saying a firewall target keeps failing."""
+    alert = trip_alert(why, cfg, now)
+    alert["alert"]["signature"] = f"SEKIMORI block target {target} failing: {why}"
+    alert["alert"]["category"] = "Responder failure"
+    alert["sekimori"]["target"] = target
+    return alert
+
+
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
