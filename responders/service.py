@@ -207,6 +207,10 @@ class RespondService:
         self.responders = dict(responders) if responders is not None else build_responders(cfg)
         self.blocks = block_manager if block_manager is not None else _load_block_manager(cfg)
         self.counts: Counter[str] = Counter()  # "responder:outcome" -> n
+        self._consecutive_failures = 0
+        self._last_action = ""
+        self._last_action_ts = 0.0
+        self._stats_every_s = 10.0
         self.latency = LatencyStats()
         self._calls = {name: _Isolated(name, cfg.call(name)) for name in self.responders}
         if self.blocks is not None:
@@ -257,6 +261,7 @@ class RespondService:
 
     def run(self, stop: threading.Event, *, stats_every_s: float = 10.0) -> None:
         """Read and handle alerts until ``stop`` is set; Redis trouble is retried, not fatal."""
+        self._stats_every_s = stats_every_s
         next_stats = time.monotonic() + stats_every_s
         next_reconcile = time.monotonic()
         while not stop.is_set():
@@ -362,6 +367,12 @@ class RespondService:
         key = f"{outcome.responder}:{outcome.details.get('decision') or outcome.status}"
         with self._lock:
             self.counts[key] += 1
+            if outcome.status == "failed":
+                self._consecutive_failures += 1
+            else:
+                self._consecutive_failures = 0
+            if outcome.status == "done":
+                self._last_action, self._last_action_ts = key, time.time()
         latency = outcome.details.get("latency_us")
         if isinstance(latency, int | float):
             self.latency.add(float(latency))
@@ -411,3 +422,24 @@ class RespondService:
                                        orjson.dumps(self.stats()))  # fmt: skip
         except redis.RedisError as exc:
             log.warning("respond: stats not written: %s", exc)
+        self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        """The heartbeat `sekimori status` reads (lag of the group, failures, last action)."""
+        from sensor.heartbeat import publish_heartbeat
+
+        with self._lock:
+            counts = dict(self.counts)
+        failures = sum(n for k, n in counts.items() if k.endswith(":failed"))
+        handled = sum(counts.values())
+        fields = {
+            "stream": self.cfg.consumer.streams[0], "group": self.cfg.consumer.group,
+            "handled": handled, "failures": failures,
+            "consecutive_failures": self._consecutive_failures,
+            "last_action": self._last_action, "last_action_ts": self._last_action_ts,
+            "interval": self._stats_every_s,
+        }  # fmt: skip
+        try:
+            publish_heartbeat(self._client, "responder", self.cfg.consumer.consumer, fields)
+        except Exception as exc:  # a heartbeat never stops the responder
+            log.warning("respond: heartbeat not written: %s", exc)

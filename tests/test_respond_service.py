@@ -251,3 +251,14 @@ def test_block_manager_gets_every_alert_when_blocks_are_configured(
         assert _pending(client) == 0
     finally:
         service.stop()
+
+
+def test_stats_publish_a_responder_heartbeat_for_status(redis_server: str, client: Any) -> None:
+    from sensor.heartbeat import read_heartbeats
+
+    service = _service(redis_server, {})
+    service.publish_stats()
+    beats = read_heartbeats(client, "responder")
+    assert [b.id for b in beats] == [service.cfg.consumer.consumer]
+    assert beats[0].fields["group"] == "sekimori-responders"
+    assert beats[0].fields["failures"] == "0"
