@@ -163,3 +163,21 @@ def test_datagram_larger_than_limit(make: Make, event: str) -> None:
 def test_defrag_disabled_only_decodes_ip() -> None:
     d = Decoder(DecodeConfig(defrag=False))
     assert feed(d, pieces(frag4, [0, 1, 2])) == [] and d.stats["frag"] == 3
+
+
+def test_fragment_bytes_never_outgrow_the_memcap() -> None:
+    """A flood of never-completed fragments is bounded by bytes, not only by datagrams."""
+    import dpkt as _dpkt
+
+    from sensor.decode import DecodeConfig, Decoder
+    from sensor.packet import Packet
+
+    decoder = Decoder(DecodeConfig(defrag_memcap=64 * 1024))
+    for ident in range(200):
+        ip = _dpkt.ip.IP(src=b"\x0a\x00\x00\x01", dst=b"\x0a\x00\x00\x02", p=17, id=ident,
+                         data=b"x" * 1400)  # fmt: skip
+        ip.mf = 1  # first fragment of a datagram that never completes
+        ip.len = len(ip)
+        decoder.decode(Packet(ident + 1, 0, 0, 228, bytes(ip)))
+        assert decoder.defrag._bytes <= 64 * 1024
+    assert decoder.stats["defrag_memcap_evicted"] > 0

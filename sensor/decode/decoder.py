@@ -38,6 +38,7 @@ class DecodeConfig:
     defrag_max_fragments: int = 256  # fragments kept per datagram
     defrag_max_size: int = 65535  # largest datagram that may be rebuilt (IP header included)
     defrag_timeout: int = 60  # seconds of capture time an incomplete datagram is kept
+    defrag_memcap: int = 32 * 1024 * 1024  # fragment bytes held at once (defrag.memcap)
 
     def __post_init__(self) -> None:
         for name in (
@@ -68,6 +69,7 @@ class Decoder:
             self.config.defrag_max_size,
             self.config.defrag_timeout,
             self.stats,
+            self.config.defrag_memcap,
         )
 
     def decode(self, pkt: Packet) -> Packet | None:

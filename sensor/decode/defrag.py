@@ -34,10 +34,11 @@ DatagramKey = tuple[int, int, int, int, int]
 class _Datagram:
     """Fragments received so far for one datagram (mutable, lives until done/evicted)."""
 
-    __slots__ = ("first_seen", "fragments", "header", "total")
+    __slots__ = ("bytes", "first_seen", "fragments", "header", "total")
 
     def __init__(self, first_seen: int) -> None:
         self.first_seen = first_seen
+        self.bytes = 0  # fragment payload bytes held
         self.fragments: list[tuple[int, int, bytes]] = []  # (start, end, data), arrival order
         self.header: bytes | None = None  # IP header up to the fragmentable part, fixed up
         self.total = -1  # length of the fragmentable part, known once the last fragment came
@@ -53,8 +54,11 @@ class Defragmenter:
         max_size: int,
         timeout: int,
         stats: Counter[str],
+        max_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.max_datagrams = max_datagrams
+        self.max_bytes = max_bytes  # Suricata's defrag.memcap default: 32 MiB
+        self._bytes = 0
         self.max_fragments = max_fragments
         self.max_size = max_size
         self.timeout = timeout
@@ -75,7 +79,7 @@ class Defragmenter:
         dgram = self._tracked.get(key)
         if dgram is None:
             if len(self._tracked) >= self.max_datagrams:
-                del self._tracked[next(iter(self._tracked))]
+                self._drop(next(iter(self._tracked)))
                 self._stats["defrag_evicted"] += 1
             dgram = _Datagram(pkt.ts_sec)
             self._tracked[key] = dgram
@@ -84,16 +88,24 @@ class Defragmenter:
         header_len = pkt.ip_hlen if pkt.ipver == 4 else pkt.ip_hlen - 8
         if header_len + end > self.max_size:
             invalid(pkt, self._stats, f"{family}.frag_pkt_too_large")
-            del self._tracked[key]
+            self._drop(key)
             return None
         if len(dgram.fragments) >= self.max_fragments:
             invalid(pkt, self._stats, f"{family}.frag_ignored")
             self._stats["defrag_max_frags"] += 1
-            del self._tracked[key]
+            self._drop(key)
             return None
         if any(s < end and start < e for s, e, _ in dgram.fragments):
             note(pkt, self._stats, f"{family}.frag_overlap")
         dgram.fragments.append((start, end, pkt.payload))
+        dgram.bytes += len(pkt.payload)
+        self._bytes += len(pkt.payload)
+        while self._bytes > self.max_bytes and self._tracked:
+            oldest = next(iter(self._tracked))  # a byte flood never outgrows the memcap
+            self._drop(oldest)
+            self._stats["defrag_memcap_evicted"] += 1
+            if oldest == key:
+                return None
         if start == 0 and dgram.header is None:
             dgram.header = _unfragmentable_header(pkt)
         if not pkt.more_frags and dgram.total < 0:
@@ -103,8 +115,13 @@ class Defragmenter:
         body = _assemble(dgram.fragments, dgram.total)
         if body is None:
             return None
-        del self._tracked[key]
+        self._drop(key)
         return _fix_header(dgram.header, pkt.ipver, body)
+
+    def _drop(self, key: DatagramKey) -> None:
+        dgram = self._tracked.pop(key, None)
+        if dgram is not None:
+            self._bytes -= dgram.bytes
 
     def _expire(self, now: int) -> None:
         tracked = self._tracked
@@ -112,7 +129,7 @@ class Defragmenter:
             key = next(iter(tracked))
             if now - tracked[key].first_seen < self.timeout:
                 return
-            del tracked[key]
+            self._drop(key)
             self._stats["defrag_timeout"] += 1
 
 
