@@ -62,9 +62,12 @@ def _setup(state: CliState, sets: Sequence[str]) -> RespondConfig:
 @click.option("--redis", "redis_url", metavar="URL", help="Shortcut for respond.redis.url.")
 @click.option("--duration", type=float, default=None, metavar="SECONDS",
               help="Stop after this many seconds (tests, smoke runs).")  # fmt: skip
+@click.option("--metrics-listen", metavar="HOST:PORT", envvar="SEKIMORI_RESPOND_METRICS_LISTEN",
+              help="Serve Prometheus metrics here (decisions, reset latency, block targets).")  # fmt: skip
 @click.pass_context
 def command(ctx: click.Context, sets: tuple[str, ...], mode: str | None,
-            redis_url: str | None, duration: float | None) -> int:  # fmt: skip
+            redis_url: str | None, duration: float | None,
+            metrics_listen: str | None) -> int:  # fmt: skip
     """Act on alerts from the bus (consumer group) and record every decision."""
     items = list(sets)
     if mode:
@@ -81,8 +84,13 @@ def command(ctx: click.Context, sets: tuple[str, ...], mode: str | None,
     stop = threading.Event()
     restore = _stop_on_signals(stop)
     timer = threading.Timer(duration, stop.set) if duration else None
+    metrics = None
     try:
         service.start()
+        if metrics_listen:
+            from responders.metrics import serve_responder_metrics
+
+            metrics = serve_responder_metrics(metrics_listen, service)
         log.info("respond: %s in group %s, mode %s, responders %s", cfg.consumer.consumer,
                  cfg.consumer.group, cfg.mode, ", ".join(cfg.responders))  # fmt: skip
         if timer is not None:
@@ -92,6 +100,8 @@ def command(ctx: click.Context, sets: tuple[str, ...], mode: str | None,
         if timer is not None:
             timer.cancel()
         restore()
+        if metrics is not None:
+            metrics.shutdown()
         service.stop()
     click.echo(orjson.dumps(service.stats()).decode())
     return 0

@@ -262,3 +262,25 @@ def test_stats_publish_a_responder_heartbeat_for_status(redis_server: str, clien
     assert [b.id for b in beats] == [service.cfg.consumer.consumer]
     assert beats[0].fields["group"] == "sekimori-responders"
     assert beats[0].fields["failures"] == "0"
+
+
+def test_metrics_endpoint_shows_decisions_and_latency(redis_server: str, client: Any) -> None:
+    import socket
+    import urllib.request
+
+    from responders.metrics import serve_responder_metrics
+
+    service = _service(redis_server, {})
+    service.counts["tcp-reset:confirmed"] += 2
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = serve_responder_metrics(f"127.0.0.1:{port}", service)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    finally:
+        server.shutdown()
+    assert (
+        'sekimori_responder_decisions_total{outcome="confirmed",responder="tcp-reset"} 2.0' in text
+    )
