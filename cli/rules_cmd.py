@@ -74,8 +74,10 @@ def stats(state: CliState, files: tuple[str, ...], sets: tuple[str, ...]) -> Non
     click.echo(f"{'group':8} {'rules':>7} {'prefiltered':>11} {'patterns':>8} {'always':>7} "
                f"{'ip-only':>7} {'db bytes':>10}")  # fmt: skip
     for key, g in ruleset.groups.items():
-        pre = sum(len(u) for u in g.pattern_rules)
-        size = len(g.prefilter.dumps()) if g.prefilter is not None else 0
+        prefilters = [pf for pf in (g.to_server, g.to_client) if pf is not None]
+        pre = len({o for pf in prefilters for u in pf.pattern_rules for o in u})
+        patterns = sum(len(pf.pattern_rules) for pf in prefilters)
+        size = sum(len(pf.db.dumps()) for pf in prefilters)
         always = len({*g.always.broad, *(o for v in g.always.by_dport.values() for o in v),
                       *(o for v in g.always.by_sport.values() for o in v)})  # fmt: skip
         ip_only = 0
@@ -85,7 +87,7 @@ def stats(state: CliState, files: tuple[str, ...], sets: tuple[str, ...]) -> Non
                            *(o for seg in (idx.src4, idx.dst4, idx.src6, idx.dst6)
                              for rules in seg.rules for o in rules)})  # fmt: skip
         total = pre + always + ip_only
-        click.echo(f"{names.get(key, str(key)):8} {total:7d} {pre:11d} {len(g.pattern_rules):8d} "
+        click.echo(f"{names.get(key, str(key)):8} {total:7d} {pre:11d} {patterns:8d} "
                    f"{always:7d} {ip_only:7d} {size:10d}")  # fmt: skip
 
 

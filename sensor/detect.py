@@ -224,15 +224,15 @@ class Detector:
                     fstate.ipo_toserver = True
                 else:
                     fstate.ipo_toclient = True
-        pf = group.prefilter
+        pf = group.to_server if p.to_server or p.flow is None else group.to_client
         if pf is not None:
-            users = group.pattern_rules
+            db, users = pf.db, pf.pattern_rules
             new_data, _tail, window = ctx
             if window:
-                for pid in pf.scan(window):
+                for pid in db.scan(window):
                     cand.update(users[pid])
             if p.payload and (not new_data or p.payload != new_data):
-                for pid in pf.scan(p.payload):
+                for pid in db.scan(p.payload):
                     cand.update(users[pid])
         return sorted(cand)
 

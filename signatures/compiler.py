@@ -5,9 +5,11 @@ then file order), rule groups by L4 protocol so a packet only meets rules that c
 one Hyperscan literal database per group over the rules' pkt_data fast patterns, and the
 on-disk cache of those databases keyed by a hash of the patterns and engine version.
 
-Non-goals: port-group splitting (a later performance step; ports are checked per candidate
-with a bisect today), prefiltering app-layer or header buffers (their rules are always
-candidates within their group).
+Groups: per L4 protocol; within a group the prefiltered rules are split by packet
+direction (flow:to_server / to_client), rules without a fast pattern are indexed by port
+and IP-only rules by address (signatures/index.py). Non-goals: splitting prefilter
+databases by port (a candidate's ports are checked with a bisect), prefiltering header
+buffers (their rules are candidates through the port index).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from signatures.flowkw import TO_CLIENT, TO_SERVER
 from signatures.hs import ENGINE_VERSION, LiteralSet
 from signatures.index import AddressIndex, PortIndex
 from signatures.rule import ACTION_ORDER, FB_NONE, Signature
@@ -31,14 +34,24 @@ GROUP_KEYS = (6, 17, 1, 58, 132, OTHER)
 
 
 @dataclass(frozen=True, slots=True)
+class Prefilter:
+    """One Hyperscan literal database and, per pattern id, the rules using that pattern."""
+
+    db: LiteralSet
+    pattern_rules: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RuleGroup:
     """The rules one kind of packet can meet, split by how they become candidates."""
 
     key: int
     always: PortIndex  # rules without a pkt_data fast pattern, by port
     ip_only: AddressIndex | None  # IP-only rules (checked once per flow direction), by address
-    prefilter: LiteralSet | None  # fast patterns of the rest
-    pattern_rules: tuple[tuple[int, ...], ...]  # pattern id -> orders of rules using it
+    # Fast patterns of the rest, one database per packet direction: a rule with
+    # flow:to_server is only in the first, flow:to_client only in the second.
+    to_server: Prefilter | None
+    to_client: Prefilter | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +148,7 @@ def compile_ruleset(
 def _build_group(key: int, sigs: list[Signature], cache: _Cache) -> RuleGroup:
     always: list[Signature] = []
     ip_only: list[Signature] = []
-    patterns: dict[tuple[bytes, bool], int] = {}
-    users: list[list[int]] = []
+    by_direction: tuple[list[Signature], list[Signature]] = ([], [])
     for s in sigs:
         if s.ip_only:
             ip_only.append(s)
@@ -145,19 +157,32 @@ def _build_group(key: int, sigs: list[Signature], cache: _Cache) -> RuleGroup:
         if fp is None or fp.buffer != "pkt_data" or fp.negated or not fp.pattern:
             always.append(s)
             continue
-        pid = patterns.setdefault((fp.pattern, fp.nocase), len(patterns))
-        if pid == len(users):
-            users.append([])
-        users[pid].append(s.order)
-    pats = list(patterns)
-    prefilter = cache.literal_set(pats) if pats else None
+        if not s.flow_bits & TO_CLIENT:
+            by_direction[0].append(s)
+        if not s.flow_bits & TO_SERVER:
+            by_direction[1].append(s)
     ports = PortIndex.build((s.order, s.sport, s.dport, s.bidirectional) for s in always)
     addresses = (
         AddressIndex.build((s.order, s.src, s.dst, s.bidirectional) for s in ip_only)
         if ip_only
         else None
     )
-    return RuleGroup(key, ports, addresses, prefilter, tuple(tuple(u) for u in users))
+    return RuleGroup(key, ports, addresses, _prefilter(by_direction[0], cache),
+                     _prefilter(by_direction[1], cache))  # fmt: skip
+
+
+def _prefilter(sigs: list[Signature], cache: _Cache) -> Prefilter | None:
+    patterns: dict[tuple[bytes, bool], int] = {}
+    users: list[list[int]] = []
+    for s in sigs:
+        fp = s.payload.fast_pattern
+        pid = patterns.setdefault((fp.pattern, fp.nocase), len(patterns))
+        if pid == len(users):
+            users.append([])
+        users[pid].append(s.order)
+    if not patterns:
+        return None
+    return Prefilter(cache.literal_set(list(patterns)), tuple(tuple(u) for u in users))
 
 
 def _build_app_group(proto: str, sigs: list[Signature], cache: _Cache) -> AppGroup:

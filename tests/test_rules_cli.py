@@ -43,13 +43,9 @@ def test_stats_shows_groups_and_fast_patterns(tmp_path: Path) -> None:
     result = _invoke(tmp_path, "rules", "stats", str(rules))
     assert result.exit_code == 0
     tcp = next(line for line in result.output.splitlines() if line.startswith("tcp "))
-    assert tcp.split()[1:6] == [
-        "2",
-        "1",
-        "1",
-        "0",
-        "1",
-    ]  # rules, prefiltered, patterns, always, ip-only
+    # rules, prefiltered, patterns (summed over the to-server and to-client databases),
+    # always, ip-only
+    assert tcp.split()[1:6] == ["2", "1", "2", "0", "1"]
 
 
 def test_test_counts_which_rules_fire(tmp_path: Path) -> None:
