@@ -22,32 +22,18 @@ import click
 import orjson
 import redis
 
-from cli.common import CliState
+from cli.common import CliState, load
 from responders import config as respond_config
 from responders.config import MODES, RespondConfig
 from responders.service import STATS_KEY, RespondService, percentile
-from sensor.config import load_config
-from sensor.logs import setup_logging
 from sensor.output.redis_conn import bus_error, connect
 
 log = logging.getLogger(__name__)
-_OWN_TABLES = ("'respond.", "'blocks.")  # keys the sensor's loader does not know
 
 
 def _setup(state: CliState, sets: Sequence[str]) -> RespondConfig:
     """Logging from the sensor's settings, then the responders' own configuration."""
-    overrides = [s for s in sets if not s.strip().startswith("respond.")]
-    if state.log_level:
-        overrides.append(f"logging.level={state.log_level}")
-    elif state.verbose:
-        overrides.append("logging.level=debug")
-    if state.log_format:
-        overrides.append(f"logging.format={state.log_format}")
-    config, warnings = load_config(state.config_path, sets=overrides)
-    setup_logging(config.log.level, config.log.format)
-    for warning in warnings:
-        if not any(marker in warning for marker in _OWN_TABLES):
-            log.warning("%s", warning)
+    config = load(state, [s for s in sets if not s.strip().startswith("respond.")])
     document = respond_config.read_file(state.config_path)
     if config.output.redis_url and not document.get("outputs"):
         document["outputs"] = {"redis": {"url": config.output.redis_url}}

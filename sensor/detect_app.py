@@ -18,61 +18,18 @@ from typing import Any
 
 from sensor.applayer import AppLayer
 from sensor.applayer.common import AppLayerSettings, Transaction
-from signatures.buffers import TRANSFORMED_SUFFIX, buffer_direction
+from signatures.buffers import APP_BUFFERS, TRANSFORMED_SUFFIX, buffer_direction
 from signatures.compiler import AppGroup, CompiledRuleset
 from signatures.rule import Signature
 from signatures.txvalues import TX_VALUE_KEYWORDS
 
-# Buffers the application layer fills; rules on other app buffers are reported unsupported.
-APP_LAYER_BUFFERS = frozenset(
-    [
-        "http.uri",
-        "http.uri.raw",
-        "http.method",
-        "http.host",
-        "http.host.raw",
-        "http.user_agent",
-        "http.header",
-        "http.header.raw",
-        "http.cookie",
-        "http.request_body",
-        "http.stat_code",
-        "http.stat_msg",
-        "http.response_body",
-        "file.data",
-        "http.request_line",
-        "http.response_line",
-        "http.protocol",
-        "http.start",
-        "http.header_names",
-        "http.accept",
-        "http.accept_enc",
-        "http.accept_lang",
-        "http.referer",
-        "http.content_type",
-        "http.content_len",
-        "http.connection",
-        "http.location",
-        "http.server",
-        "dns.query",
-        "tls.sni",
-        "tls.cert_subject",
-        "tls.cert_issuer",
-        "tls.cert_serial",
-        "tls.cert_fingerprint",
-        "tls.certs",
-        "tls.subjectaltname",
-        "ja3.hash",
-        "ja3.string",
-        "ja3s.hash",
-        "ja3s.string",
-        "http.request_header",
-        "http.response_header",
-        "dns.query.dotprefix",
-        "tls.sni.dotprefix",
-        "http.host.dotprefix",
-    ]
-)
+# Buffers the application layer fills: every registered application buffer but these (no
+# file extraction or SSH parser yet); rules on them are reported "not yet supported".
+_NOT_PRODUCED = frozenset(
+    {"file.name", "file.magic", "ssh.proto", "ssh.software", "ssh.hassh", "ssh.hassh.string",
+     "ssh.hassh.server", "ssh.hassh.server.string"}
+)  # fmt: skip
+APP_LAYER_BUFFERS = APP_BUFFERS - _NOT_PRODUCED
 
 # Buffers derived from another one on demand: one entry per header line, "Name: value".
 _PER_HEADER = {"http.request_header": True, "http.response_header": False}
