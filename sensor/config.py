@@ -110,6 +110,14 @@ class DetectConfig:
 
 
 @dataclass(frozen=True)
+class DefragConfig:
+    trackers: int = 4096  # defrag.trackers: incomplete datagrams held at once
+    max_frags: int = 256  # defrag.max-frags: fragments per datagram (sekimori: per datagram)
+    timeout: int = 60  # defrag.timeout: seconds an incomplete datagram is kept
+    memcap: int = 32 * 1024 * 1024  # defrag.memcap: fragment bytes held at once
+
+
+@dataclass(frozen=True)
 class AppLayerConfig:
     http: bool = True
     dns: bool = True
@@ -144,6 +152,7 @@ class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     app_layer: AppLayerConfig = field(default_factory=AppLayerConfig)
+    defrag: DefragConfig = field(default_factory=DefragConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     log: LogConfig = field(default_factory=LogConfig)
     sensor_id: str = field(default_factory=socket.gethostname)
@@ -280,6 +289,10 @@ _SETTINGS: Mapping[str, _Setting] = MappingProxyType(
         "app-layer.protocols.http.enabled": _S("app_layer", "http", _parse_enabled),
         "app-layer.protocols.dns.enabled": _S("app_layer", "dns", _parse_enabled),
         "sensor.mode": _S("", "mode", _parse_mode),
+        "defrag.trackers": _S("defrag", "trackers", parse_size),
+        "defrag.max-frags": _S("defrag", "max_frags", parse_size),
+        "defrag.timeout": _S("defrag", "timeout", parse_size),
+        "defrag.memcap": _S("defrag", "memcap", parse_size),
         "behaviour.enabled": _S("", "behaviour_enabled", parse_bool),
         "policy.file": _S("", "policy_file", _parse_opt_str),
         "pid-file": _S("", "pidfile", _parse_opt_str),
@@ -486,6 +499,7 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         capture=CaptureConfig(**sections.get("capture", {})),
         detect=DetectConfig(**detect),
         app_layer=AppLayerConfig(**sections.get("app_layer", {})),
+        defrag=DefragConfig(**sections.get("defrag", {})),
         output=OutputConfig(**sections.get("output", {})),
         log=LogConfig(**sections.get("log", {})),
         **sections.get("", {}),

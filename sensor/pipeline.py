@@ -26,7 +26,7 @@ from typing import Any
 from sensor.applayer.common import AppLayerSettings
 from sensor.capture import LiveCapture, open_capture
 from sensor.config import Config
-from sensor.decode import Decoder
+from sensor.decode import DecodeConfig, Decoder
 from sensor.detect import Detector
 from sensor.detect_app import APP_LAYER_BUFFERS
 from sensor.errors import SekimoriError
@@ -105,7 +105,10 @@ class _Loop:
     """The per-packet path and its counters."""
 
     def __init__(self, config: Config, detector: Detector, ext: Extensions) -> None:
-        self.decoder = Decoder()
+        d = config.defrag
+        self.decoder = Decoder(DecodeConfig(defrag_max_datagrams=d.trackers,
+                                            defrag_max_fragments=d.max_frags,
+                                            defrag_timeout=d.timeout, defrag_memcap=d.memcap))  # fmt: skip
         self.flows = FlowTable(config.flow, config.stream)
         self.detector = detector
         self.app_settings = app_settings(config)
