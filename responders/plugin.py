@@ -18,8 +18,9 @@ consumer loop (responders/service.py).
 from __future__ import annotations
 
 import importlib.metadata
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -96,6 +97,40 @@ class BlockResponder(Responder):
     @abstractmethod
     def list_blocks(self) -> Mapping[str, float | None]:
         """Every entry this responder owns on its target: cidr -> expiry (None: none)."""
+
+
+class BatchBlockResponder(BlockResponder):
+    """A target that applies blocks in batches: ``block``/``unblock`` are one-element
+    batches, timed and described the same way for every such target."""
+
+    @abstractmethod
+    def block_many(self, requests: Sequence[BlockRequest]) -> None:
+        """Ensure every address is blocked; raises ResponderError on failure."""
+
+    @abstractmethod
+    def unblock_many(self, requests: Sequence[BlockRequest]) -> None:
+        """Ensure no address is blocked any more; raises ResponderError on failure."""
+
+    @abstractmethod
+    def object_id(self, cidr: str) -> str:
+        """The target's name for the entry (recorded in the ledger)."""
+
+    def placement(self, cidr: str) -> str:
+        """Where a block lands, for the outcome's reason ("in set block4", "on host")."""
+        return f"on {self.name}"
+
+    def block(self, request: BlockRequest) -> Outcome:
+        started = time.monotonic()
+        self.block_many([request])
+        return Outcome(self.name, DONE, f"{request.cidr} blocked {self.placement(request.cidr)}",
+                       {"object": self.object_id(request.cidr)},
+                       (time.monotonic() - started) * 1000)  # fmt: skip
+
+    def unblock(self, request: BlockRequest) -> Outcome:
+        started = time.monotonic()
+        self.unblock_many([request])
+        return Outcome(self.name, DONE, f"{request.cidr} removed {self.placement(request.cidr)}",
+                       {}, (time.monotonic() - started) * 1000)  # fmt: skip
 
 
 def load_plugins(builtins: Mapping[str, type[Responder]]) -> dict[str, type[Responder]]:

@@ -21,14 +21,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from responders.builtin.nftables import netns_prefix, run_command
-from responders.plugin import DONE, BlockRequest, BlockResponder, Outcome
+from responders.plugin import BatchBlockResponder, BlockRequest
 from responders.reconcile import element_timeout
 from sensor.errors import ResponderError
 
 IPSET_MAX_TIMEOUT = 2_147_483  # seconds; ipset refuses larger per-entry timeouts
 
 
-class IpsetResponder(BlockResponder):
+class IpsetResponder(BatchBlockResponder):
     name: ClassVar[str] = "ipset"
     can_expire: ClassVar[bool] = True
 
@@ -48,6 +48,12 @@ class IpsetResponder(BlockResponder):
     def _run(self, what: str, *args: str, stdin: str | None = None) -> str:
         argv = [*self._prefix, self._ipset, *args]
         return run_command(argv, self.timeout_s, f"ipset: {what}", stdin=stdin).stdout
+
+    def placement(self, cidr: str) -> str:
+        return f"in {self._set_for(cidr)}"
+
+    def object_id(self, cidr: str) -> str:
+        return f"ipset:{self._set_for(cidr)}/{cidr}"
 
     def _set_for(self, cidr: str) -> str:
         return self.sets[ipaddress.ip_network(cidr, strict=False).version]
@@ -89,17 +95,6 @@ class IpsetResponder(BlockResponder):
                     f"{tool}: inserting the DROP rule",
                 )
 
-    def block(self, request: BlockRequest) -> Outcome:
-        started = time.monotonic()
-        self.block_many([request])
-        return Outcome(
-            self.name,
-            DONE,
-            f"{request.cidr} in {self._set_for(request.cidr)}",
-            {"object": f"ipset:{self._set_for(request.cidr)}/{request.cidr}"},
-            (time.monotonic() - started) * 1000,
-        )
-
     def block_many(self, requests: Sequence[BlockRequest]) -> None:
         now = time.time()
         lines = []
@@ -115,13 +110,6 @@ class IpsetResponder(BlockResponder):
             self._run(
                 f"adding {len(lines)} entries", "restore", "-exist", stdin="\n".join(lines) + "\n"
             )
-
-    def unblock(self, request: BlockRequest) -> Outcome:
-        started = time.monotonic()
-        self.unblock_many([request])
-        return Outcome(
-            self.name, DONE, f"{request.cidr} removed", {}, (time.monotonic() - started) * 1000
-        )
 
     def unblock_many(self, requests: Sequence[BlockRequest]) -> None:
         lines = [f"del {self._set_for(r.cidr)} {r.cidr}" for r in requests]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from responders.plugin import DONE, BlockRequest, BlockResponder, Outcome
+from responders.plugin import BatchBlockResponder, BlockRequest
 from responders.reconcile import element_timeout
 from sensor.errors import ResponderError
 
@@ -62,7 +62,7 @@ def _text(config: Mapping[str, Any], key: str, default: str) -> str:
     return value
 
 
-class NftablesResponder(BlockResponder):
+class NftablesResponder(BatchBlockResponder):
     name: ClassVar[str] = "nftables"
     can_expire: ClassVar[bool] = True
 
@@ -90,6 +90,9 @@ class NftablesResponder(BlockResponder):
 
     def _set_for(self, cidr: str) -> str:
         return "block4" if ipaddress.ip_network(cidr, strict=False).version == 4 else "block6"
+
+    def placement(self, cidr: str) -> str:
+        return f"in {self._set_for(cidr)}"
 
     def object_id(self, cidr: str) -> str:
         return f"nft:inet/{self.table}/{self._set_for(cidr)}/{cidr}"
@@ -166,17 +169,6 @@ class NftablesResponder(BlockResponder):
 
     # -- the contract --------------------------------------------------------------------
 
-    def block(self, request: BlockRequest) -> Outcome:
-        started = time.monotonic()
-        self.block_many([request])
-        return Outcome(
-            self.name,
-            DONE,
-            f"{request.cidr} in {self._set_for(request.cidr)}",
-            {"object": self.object_id(request.cidr)},
-            (time.monotonic() - started) * 1000,
-        )
-
     def block_many(self, requests: Sequence[BlockRequest]) -> None:
         """Add (or re-time) every element in one atomic transaction: add, delete, add puts
         the new timeout on an element that already exists."""
@@ -192,13 +184,6 @@ class NftablesResponder(BlockResponder):
             ]
         if lines:
             self._nft(f"adding {len(requests)} element(s)", script="\n".join(lines) + "\n")
-
-    def unblock(self, request: BlockRequest) -> Outcome:
-        started = time.monotonic()
-        self.unblock_many([request])
-        return Outcome(
-            self.name, DONE, f"{request.cidr} removed", {}, (time.monotonic() - started) * 1000
-        )
 
     def unblock_many(self, requests: Sequence[BlockRequest]) -> None:
         """Remove elements; an absent one is first added for a second so the delete never

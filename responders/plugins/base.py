@@ -18,7 +18,7 @@ from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from responders.plugin import DONE, BlockRequest, BlockResponder, Outcome
+from responders.plugin import BatchBlockResponder, BlockRequest
 from responders.plugins.http import HttpClient, http_settings
 from responders.reconcile import element_timeout
 from sensor.errors import ResponderError
@@ -47,7 +47,7 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-class ApiBlockResponder(BlockResponder):
+class ApiBlockResponder(BatchBlockResponder):
     """A BlockResponder whose target is reached over HTTPS (see the module docstring)."""
 
     name: ClassVar[str] = "api"
@@ -80,29 +80,10 @@ class ApiBlockResponder(BlockResponder):
     def object_id(self, cidr: str) -> str:
         return f"{self.name}:{self.http.settings.host}/{cidr}"
 
+    def placement(self, cidr: str) -> str:
+        return f"on {self.http.settings.host}"
+
     # -- the contract ----------------------------------------------------------------------
-
-    def block(self, request: BlockRequest) -> Outcome:
-        started = time.monotonic()
-        self.block_many([request])
-        return Outcome(
-            self.name,
-            DONE,
-            f"{request.cidr} blocked on {self.http.settings.host}",
-            {"object": self.object_id(request.cidr)},
-            (time.monotonic() - started) * 1000,
-        )
-
-    def unblock(self, request: BlockRequest) -> Outcome:
-        started = time.monotonic()
-        self.unblock_many([request])
-        return Outcome(
-            self.name,
-            DONE,
-            f"{request.cidr} removed from {self.http.settings.host}",
-            {},
-            (time.monotonic() - started) * 1000,
-        )
 
     def check(self, request: BlockRequest) -> bool:
         return cidr_of(request.cidr) in self.list_blocks()
