@@ -82,6 +82,10 @@ class LiteralSet:
     def dumps(self) -> bytes:
         return bytes(hyperscan.dumpb(self._db))
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled as its serialised database (the rule cache stores whole rulesets).
+        return (LiteralSet.loads, (self.dumps(), self.count))
+
     @classmethod
     def loads(cls, blob: bytes, count: int) -> LiteralSet:
         db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)

@@ -1,7 +1,9 @@
-"""On-disk cache of built signatures, so a restart with unchanged rules skips parsing.
+"""On-disk cache of compiled rulesets, so a restart with unchanged rules skips parsing
+and compiling.
 
-Scope: after a ruleset is built, its signatures (minus the packet-keyword predicates, which
-are closures and are rebuilt from their ``check_specs``) and its load report are pickled
+Scope: after a ruleset is compiled, it (its signatures minus the packet-keyword
+predicates, which are closures rebuilt from ``check_specs``; its indexes; its Hyperscan
+databases as serialised blobs) and its load report are pickled
 under the cache directory, keyed by everything that changes the result: engine version,
 the rule file paths, variables, classification file and the buffers the sensor supports.
 Every file the load read (includes too) is recorded with its SHA-256; a cache entry is
@@ -23,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from signatures.build import packet_check
-from signatures.rule import Signature
+from signatures.compiler import CompiledRuleset
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = "sekimori-rules-2"
+CACHE_VERSION = "sekimori-rules-3"
 
 
 def _digest(path: str) -> str | None:
@@ -51,11 +53,12 @@ def cache_key(files: Sequence[str], variables: Any, classification_file: str | N
     return h.hexdigest()[:32]
 
 
-def load(cache_dir: str, key: str) -> tuple[list[Signature], Any, str] | None:
-    """The cached (signatures, report, version) when every file read is unchanged.
+def load(cache_dir: str, key: str) -> tuple[CompiledRuleset, Any] | None:
+    """The cached (compiled ruleset, load report) when every file read is unchanged.
 
-    Cached signatures carry no rule text (``raw`` is empty): it would double the entry's
-    size and load time, and only the version hash needs it, which is stored instead.
+    The whole compiled ruleset is cached — signatures, indexes, Hyperscan databases (as
+    serialised blobs) — so a warm start does no parsing and no compiling. Cached
+    signatures carry no rule text (``raw`` is empty; the version hash is kept).
     """
     path = Path(cache_dir) / f"rules-{key}.pkl"
     if not path.exists():
@@ -66,27 +69,24 @@ def load(cache_dir: str, key: str) -> tuple[list[Signature], Any, str] | None:
         digests: dict[str, str] = entry["files"]
         if any(_digest(f) != d for f, d in digests.items()):
             return None
-        sigs = [
+        compiled: CompiledRuleset = entry["compiled"]
+        sigs = tuple(
             replace(s, checks=tuple(packet_check(n, v) for n, v in s.check_specs))
             if s.check_specs
             else s
-            for s in entry["signatures"]
-        ]
-        return sigs, entry["report"], entry["version"]
+            for s in compiled.signatures
+        )
+        return replace(compiled, signatures=sigs), entry["report"]
     except Exception as exc:  # a damaged or foreign entry is rebuilt, never fatal
         log.warning("ignoring unreadable rule cache %s: %s", path, exc)
         return None
 
 
-def store(cache_dir: str, key: str, files: Sequence[str], sigs: Sequence[Signature],
-          report: Any, version: str) -> None:  # fmt: skip
+def store(cache_dir: str, key: str, files: Sequence[str], compiled: CompiledRuleset,
+          report: Any) -> None:  # fmt: skip
     digests = {f: d for f in files if (d := _digest(f)) is not None}
-    entry = {
-        "files": digests,
-        "signatures": [replace(s, checks=(), raw="") for s in sigs],
-        "report": report,
-        "version": version,
-    }
+    sigs = tuple(replace(s, checks=(), raw="") for s in compiled.signatures)
+    entry = {"files": digests, "compiled": replace(compiled, signatures=sigs), "report": report}
     path = Path(cache_dir) / f"rules-{key}.pkl"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

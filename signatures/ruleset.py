@@ -88,36 +88,29 @@ def load_ruleset(
     strict: bool = False,
     supported_buffers: frozenset[str] = SUPPORTED_BUFFERS,
 ) -> tuple[CompiledRuleset, RulesetReport]:
-    sigs, report, version = _cached_build(files, variables, classification_file,
-                                          supported_buffers, cache_dir)  # fmt: skip
+    """Load, build and compile; through the rule cache when ``cache_dir`` is given."""
+    t0 = time.perf_counter()
+    key = ""
+    if cache_dir is not None:
+        key = rulecache.cache_key(files, variables, classification_file, supported_buffers)
+        hit = rulecache.load(cache_dir, key)
+        if hit is not None:
+            compiled, report = hit
+            _check_strict(report, strict)
+            return compiled, replace(report, parse_seconds=time.perf_counter() - t0,
+                                     compile_seconds=0.0)  # fmt: skip
+    sigs, report = build_signatures(files, variables, classification_file, supported_buffers)
+    _check_strict(report, strict)
+    t0 = time.perf_counter()
+    compiled = compile_ruleset(sigs, cache_dir, version=ruleset_version(sigs))
+    report = replace(report, compile_seconds=time.perf_counter() - t0)
+    if cache_dir is not None:
+        rulecache.store(cache_dir, key, report.files, compiled, report)
+    return compiled, report
+
+
+def _check_strict(report: RulesetReport, strict: bool) -> None:
     if strict and report.skipped:
         first = next(i for i in report.issues if i.severity == "error")
         raise RuleError(f"{report.skipped} rule(s) not loaded (strict mode); first: "
                         f"{first.file}:{first.line}: {first.reason}")  # fmt: skip
-    t0 = time.perf_counter()
-    compiled = compile_ruleset(sigs, cache_dir, version=version)
-    report = RulesetReport(
-        report.files, report.loaded, report.disabled, report.issues, report.skipped_by_reason,
-        report.parse_seconds, time.perf_counter() - t0,
-    )  # fmt: skip
-    return compiled, report
-
-
-def _cached_build(files: Sequence[str], variables: Variables, classification_file: str | None,
-                  supported_buffers: frozenset[str], cache_dir: str | None,
-                  ) -> tuple[list[Signature], RulesetReport, str]:  # fmt: skip
-    """build_signatures (and the ruleset's version hash), through the rule cache when a
-    cache directory is configured."""
-    if cache_dir is None:
-        sigs, report = build_signatures(files, variables, classification_file, supported_buffers)
-        return sigs, report, ruleset_version(sigs)
-    t0 = time.perf_counter()
-    key = rulecache.cache_key(files, variables, classification_file, supported_buffers)
-    hit = rulecache.load(cache_dir, key)
-    if hit is not None:
-        sigs, report, version = hit
-        return sigs, replace(report, parse_seconds=time.perf_counter() - t0), version
-    sigs, report = build_signatures(files, variables, classification_file, supported_buffers)
-    version = ruleset_version(sigs)
-    rulecache.store(cache_dir, key, report.files, sigs, report, version)
-    return sigs, report, version
