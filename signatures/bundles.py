@@ -160,7 +160,7 @@ class BundleStore:
             compile_ruleset(sigs, os.path.join(staging, "cache"))
         except Exception as exc:  # a Hyperscan compile failure is the update's fault
             raise RuleError(f"rule update refused: compiling failed: {exc}") from exc
-        manifest = Manifest(version, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        manifest = Manifest(version, dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
                             sources, per_file, len(sigs), report.disabled, report.skipped,
                             shown)  # fmt: skip
         with open(os.path.join(staging, "manifest.json"), "w", encoding="utf-8") as handle:
