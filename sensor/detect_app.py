@@ -21,7 +21,7 @@ from sensor.applayer.common import AppLayerSettings, Transaction
 from signatures.buffers import APP_BUFFERS, TRANSFORMED_SUFFIX, buffer_direction
 from signatures.compiler import AppGroup, CompiledRuleset
 from signatures.rule import Signature
-from signatures.txvalues import TX_VALUE_KEYWORDS
+from signatures.txvalues import NUMERIC_VALUES
 
 # Buffers the application layer fills: every registered application buffer but these (no
 # file extraction or SSH parser yet); rules on them are reported "not yet supported".
@@ -60,7 +60,7 @@ def _dotprefix(value: Any) -> Any:
 
 
 def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
-    if name in TX_VALUE_KEYWORDS:  # numeric values (tls.version, dns.opcode ...)
+    if name in NUMERIC_VALUES:  # numeric values (tls.version, dns.opcode, file.size ...)
         return tx.values.get(name)
     if name.endswith(TRANSFORMED_SUFFIX):  # Suricata's dotprefix transform
         return _dotprefix(tx_value(tx, name.removesuffix(TRANSFORMED_SUFFIX), to_server))

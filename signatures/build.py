@@ -26,7 +26,7 @@ from signatures.header import PACKET_KEYWORDS
 from signatures.payload import PayloadBuilder
 from signatures.rule import INSPECT_PACKET, INSPECT_STREAM, INSPECT_STREAM_ONLY, Signature
 from signatures.suricata_keywords import UNSUPPORTED_KEYWORDS
-from signatures.txvalues import TX_VALUE_KEYWORDS, compile_tx_value
+from signatures.txvalues import TX_VALUE_KEYWORDS, VALUE_OF, compile_tx_value
 
 # rule protocol -> (L4 protocol numbers or None for any, IP version restriction)
 _PROTOCOLS: dict[str, tuple[frozenset[int] | None, int]] = {
@@ -175,6 +175,8 @@ class SignatureBuilder:
             elif name in TX_VALUE_KEYWORDS:
                 compile_tx_value(name, value)  # validate now; detection compiles its own
                 draft.tx_values.append((name, value))
+            elif name == "filestore":
+                pass  # file extraction is not implemented; the rule still alerts
             elif name == "urilen":
                 urilen.append(value)
             elif payload.claims(name):
@@ -195,7 +197,8 @@ class SignatureBuilder:
         header_buffers = tuple(b for b in programs if b.endswith(".hdr"))
         app_buffers = tuple(b for b in programs if b not in header_buffers and b != "pkt_data")
         # a value keyword (tls.version ...) makes the rule a transaction rule of its protocol
-        app_buffers += tuple(n for n, _ in draft.tx_values if n not in app_buffers)
+        value_names = (VALUE_OF.get(n, n) for n, _ in draft.tx_values)
+        app_buffers += tuple(dict.fromkeys(n for n in value_names if n not in app_buffers))
         for b in header_buffers:
             if b in _HEADER_BUFFER_PROTOS and not ipver:
                 ipver = _HEADER_BUFFER_PROTOS[b]

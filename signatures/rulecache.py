@@ -39,9 +39,19 @@ def _digest(path: str) -> str | None:
         return None
 
 
+def _code_digest() -> str:
+    """A digest of the code that builds rules: an upgraded sekimori never reuses an entry
+    built by another version (the signatures package's sources, read in a millisecond)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def cache_key(files: Sequence[str], variables: Any, classification_file: str | None,
               supported_buffers: frozenset[str]) -> str:  # fmt: skip
     h = hashlib.sha256(CACHE_VERSION.encode())
+    h.update(_code_digest().encode())
     for f in files:
         h.update(os.path.abspath(f).encode() + b"\0")
     h.update(repr(sorted(variables.address_groups.items())).encode())

@@ -314,3 +314,30 @@ def test_response_head_quirks() -> None:
     for status in (b"101", b"204"):
         resp = b"HTTP/1.1 " + status + b" ok\r\nContent-Length: %d\r\n\r\n" % len(EICAR) + EICAR
         assert _body_of(resp) == EICAR
+
+
+def test_response_file_name_and_size_for_the_file_keywords() -> None:
+    body = b"MZ" + b"\0" * 98
+    disposition = (
+        b'HTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename="Payload.EXE"\r\n'
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    ) + body
+    _, txs = run(b"GET /dl?id=1 HTTP/1.1\r\nHost: h\r\n\r\n", disposition)
+    assert txs[0].buffers_tc["file.name"] == b"Payload.EXE"
+    assert txs[0].values["file.size"] == 100
+    _, txs = run(b"GET /files/report.pdf?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+                 b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # fmt: skip
+    assert txs[0].buffers_tc["file.name"] == b"report.pdf"
+
+
+def test_file_keywords_compare_names_and_sizes() -> None:
+    from signatures.txvalues import compile_tx_value
+
+    name, ext = compile_tx_value("fileext", '"exe"')
+    assert name == "file.name" and ext(b"Payload.EXE") and not ext(b"exe.txt")
+    _, contains = compile_tx_value("filename", "!report")
+    assert contains(b"a.exe") and not contains(b"Report.pdf")
+    name, size = compile_tx_value("filesize", ">50")
+    assert name == "file.size" and size(100) and not size(10)
+    with pytest.raises(Exception, match="needs a name"):
+        compile_tx_value("filename", "")

@@ -34,6 +34,7 @@ from sensor.applayer.http_body import (
 )
 from sensor.applayer.http_message import (
     HttpTxData,
+    file_name,
     header_value,
     parse_headers,
     request_header_buffers,
@@ -296,6 +297,7 @@ class HttpParser:
             side.state = S_LINE  # interim response: the real one follows for the same request
             return
         response_header_buffers(tx, data, side.line, raw)
+        file_name(tx, data)
         tx.progress_tc = PROGRESS_HEADERS
         codings, events = codings_of(header_value(data.resp_headers, b"content-encoding"))
         tx.events.extend(events)

@@ -12,6 +12,8 @@ Non-goals: the stream state machine (``http.py``) and body decoding (``http_body
 
 from __future__ import annotations
 
+import re
+
 from sensor.applayer.common import Transaction
 from sensor.applayer.http_body import BodySink
 from sensor.applayer.uri import normalize_hostname, normalize_uri
@@ -244,3 +246,24 @@ def body_buffers(tx: Transaction) -> None:
         body = bytes(sink.data)
         tx.set_buffer("http.response_body", body, False)
         tx.set_buffer("file.data", body, False)
+    if sink is not None and tx.to_client_done and "file.size" not in tx.values:
+        # the response body is the transaction's file (filesize counts it once complete)
+        tx.values["file.size"] = sink.wire_len if not sink.layers else len(sink.data)
+
+
+_DISPOSITION_NAME = re.compile(rb'filename\*?=\s*(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
+
+
+def file_name(tx: Transaction, data: HttpTxData) -> None:
+    """The response file's name, as Suricata takes it: Content-Disposition's filename, else
+    the last segment of the request's path (``file.name``, filename/fileext keywords)."""
+    disposition = header_value(data.resp_headers, b"content-disposition") or b""
+    m = _DISPOSITION_NAME.search(disposition)
+    if m:
+        name = m.group(1) if m.group(1) is not None else m.group(2)
+    else:
+        uri = tx.buffers.get("http.uri")
+        path = uri.split(b"?", 1)[0] if isinstance(uri, bytes) else b""
+        name = path.rsplit(b"/", 1)[-1]
+    if name:
+        tx.set_buffer("file.name", name, False)
