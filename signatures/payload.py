@@ -298,8 +298,13 @@ class PayloadBuilder:
                     offset = number
             else:
                 raise RuleError(f"base64_decode: unknown option {word.strip()!r}")
+        # Without a sticky buffer, Suricata attaches the decode to the list of the last
+        # payload keyword (content ... http_uri; base64_decode works on the URI).
+        buffer = self._buffer
+        if not self._sticky and self._items:
+            buffer = self._items[-1].buffer
         self._b64 = _Item(
-            self._buffer,
+            buffer,
             step=(nbytes, offset, relative),
             relation="relative" if relative else None,
             reach=ReachItem("unbounded", relative),

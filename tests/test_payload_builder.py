@@ -145,6 +145,16 @@ def test_base64_decode_and_data() -> None:
     assert not hits(spec, b"YWRtaW46c2VjcmV0")
 
 
+def test_base64_decode_follows_a_legacy_modifier_into_its_buffer() -> None:
+    # Suricata attaches base64_decode to the list of the last payload keyword
+    spec = build(
+        'content:"arg"; http_uri; base64_decode:bytes 17, offset 1, relative; '
+        'base64_data; content:"thisisatest";'
+    )
+    assert set(spec.programs) == {"http.uri"}
+    assert hits(spec, b"/?arg=dGhpc2lzYXRlc3QK", "http.uri")
+
+
 def test_base64_decode_bytes_and_offset() -> None:
     spec = build('base64_decode:bytes 8,offset 2; base64_data; content:"admin";')
     assert hits(spec, b"..YWRtaW46c2VjcmV0")  # first 8 chars decode to "admin:"
