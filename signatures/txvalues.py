@@ -62,10 +62,8 @@ def _file_name_test(keyword: str, text: str) -> Callable[[Any], bool]:
     if keyword == "fileext":
 
         def test(name: Any) -> bool:
-            lowered = bytes(name).lower()
-            return (
-                "." in lowered.decode("latin-1") and lowered.rsplit(b".", 1)[1] == needle
-            ) != negated
+            _stem, dot, ext = bytes(name).lower().rpartition(b".")
+            return (dot == b"." and ext == needle) != negated
 
         return test
     return lambda name: (needle in bytes(name).lower()) != negated

@@ -125,6 +125,18 @@ def test_capture_errors_are_one_line(require_root: None) -> None:
         LiveCapture("lo", bpf="udp prt 5")
 
 
+def _python_in_namespace(ns: str, code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with this repository's Python inside namespace ``ns``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+
+
 def test_stop_ends_an_idle_capture(veth_namespaces: tuple[str, str]) -> None:
     _ns_a, ns_b = veth_namespaces
     code = (
@@ -133,14 +145,7 @@ def test_stop_ends_an_idle_capture(veth_namespaces: tuple[str, str]) -> None:
         "threading.Timer(0.3, cap.stop).start()\n"
         "print(len(list(cap)))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        ["ip", "netns", "exec", ns_b, sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-    )
+    done = _python_in_namespace(ns_b, code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0"
 
@@ -154,13 +159,6 @@ def test_stats_and_close_after_close_are_safe(veth_namespaces: tuple[str, str]) 
         "cap.close(); cap.close()\n"
         "print(cap.stats(), cap.next_batch(), list(cap))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        ["ip", "netns", "exec", ns_b, sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-    )
+    done = _python_in_namespace(ns_b, code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("[] []")
