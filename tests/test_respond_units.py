@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dpkt
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from responders import config as rconfig
@@ -223,3 +223,49 @@ def test_tcp_reset_needs_an_interface_and_skips_without_flow_state() -> None:
 def test_capture_time_reads_eve_timestamps() -> None:
     assert capture_time({"timestamp": "2023-11-14T22:13:20.000123+0000"}) == 1700000000.000123
     assert capture_time({"timestamp": "garbage"}) is None
+
+
+def _dpkt_rst(spec: RstSpec) -> bytes:
+    """The same reset built with dpkt's classes: the reference for the hand-packed frame."""
+    import ipaddress
+    import struct
+
+    tcp = dpkt.tcp.TCP(sport=spec.sport, dport=spec.dport, seq=spec.seq, ack=spec.ack,
+                       flags=dpkt.tcp.TH_RST | dpkt.tcp.TH_ACK, win=0)  # fmt: skip
+    src, dst = ipaddress.ip_address(spec.src_ip), ipaddress.ip_address(spec.dst_ip)
+    ip: dpkt.Packet
+    if src.version == 4:
+        ip = dpkt.ip.IP(src=src.packed, dst=dst.packed, p=6, ttl=spec.ttl, data=tcp, len=40)
+        ethertype = 0x0800
+    else:
+        ip = dpkt.ip6.IP6(src=src.packed, dst=dst.packed, nxt=6, hlim=spec.ttl, data=tcp, plen=20)
+        ethertype = 0x86DD
+    head = bytes.fromhex(spec.dst_mac.replace(":", "")) + bytes.fromhex(
+        spec.src_mac.replace(":", "")
+    )
+    for vid in spec.vlan:
+        head += struct.pack("!HH", 0x8100, vid)
+    return head + struct.pack("!H", ethertype) + bytes(ip)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    v6=st.booleans(),
+    addrs=st.tuples(st.integers(0, 2**128 - 1), st.integers(0, 2**128 - 1)),
+    ports=st.tuples(st.integers(0, 65535), st.integers(0, 65535)),
+    seq=st.integers(0, 2**32 - 1),
+    ack=st.integers(0, 2**32 - 1),
+    ttl=st.integers(1, 255),
+    vlan=st.lists(st.integers(0, 4095), max_size=2),
+)
+def test_hand_packed_rst_equals_the_dpkt_built_frame(
+    v6: bool, addrs: tuple[int, int], ports: tuple[int, int], seq: int, ack: int, ttl: int,
+    vlan: list[int],
+) -> None:  # fmt: skip
+    import ipaddress
+
+    make = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
+    src, dst = (str(make(a % (2**128 if v6 else 2**32))) for a in addrs)
+    spec = RstSpec("02:00:00:00:00:01", "0a:bb:cc:dd:ee:ff", src, dst, ports[0], ports[1],
+                   seq, ack, ttl, tuple(vlan))  # fmt: skip
+    assert build_rst(spec) == _dpkt_rst(spec)
