@@ -24,8 +24,9 @@ import redis
 
 from cli.common import CliState, load
 from responders import config as respond_config
+from responders.calls import percentile
 from responders.config import MODES, RespondConfig
-from responders.service import STATS_KEY, RespondService, percentile
+from responders.service import STATS_KEY, RespondService
 from sensor.output.redis_conn import bus_error, connect
 
 log = logging.getLogger(__name__)

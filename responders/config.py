@@ -32,7 +32,7 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 _SERVICE_KEYS = frozenset({
     "mode", "responders", "streams", "group", "consumer", "count", "block_ms",
     "claim_idle_ms", "max_deliveries", "decisions_stream", "decisions_maxlen", "timeout_s",
-    "retries", "retry_delay_s", "redis", "policy", "start_id",
+    "retries", "retry_delay_s", "redis", "policy", "start_id", "fast_socket", "fast_socket_mode",
 })  # fmt: skip
 
 
@@ -67,6 +67,8 @@ class RespondConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per responder
     blocks: Mapping[str, Any] | None = None  # the file's top-level [blocks] table, if any
+    fast_socket: str = ""  # Unix datagram socket for the sensor's fast path ("" = off)
+    fast_socket_mode: int = 0o660
 
     def call(self, name: str) -> CallConfig:
         return self.calls.get(name, self.default_call)
@@ -220,6 +222,8 @@ def build(document: Mapping[str, Any], sets: Sequence[str] = ()) -> RespondConfi
         policy=_policy(_dict(table, "policy")),
         tables=MappingProxyType(tables),
         blocks=MappingProxyType(blocks) if blocks is not None else None,
+        fast_socket=_get(table, "fast_socket", str, ""),
+        fast_socket_mode=_get(table, "fast_socket_mode", int, 0o660),
     )
 
 

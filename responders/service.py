@@ -21,10 +21,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
 from typing import Any
 
@@ -35,11 +34,13 @@ from responders.builtin.log import LogResponder
 from responders.builtin.tcp_reset import TcpResetResponder
 from responders.bus import AlertConsumer
 from responders.bus_message import BusMessage
-from responders.config import CallConfig, RespondConfig
+from responders.calls import DecisionLog, IsolatedCalls, LatencyStats
+from responders.config import RespondConfig
+from responders.fast import FastCall, FastPath
 from responders.plugin import FAILED, AlertResponder, Outcome, Responder, load_plugins
 from responders.policy import decide, enforcing
 from sensor.errors import BusError, ResponderError, SekimoriError
-from sensor.output.redis_conn import bus_error, connect
+from sensor.output.redis_conn import connect
 
 log = logging.getLogger(__name__)
 
@@ -49,116 +50,6 @@ BUILTINS: dict[str, type[Responder]] = {
 }
 STATS_KEY = "sekimori:respond:stats"  # hash: consumer name -> JSON snapshot
 _INFLIGHT = 10_000  # alerts remembered for follow-up verdicts (reset confirmations)
-
-
-def percentile(samples: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100); None without samples."""
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
-
-
-class LatencyStats:
-    """Capture-to-send latencies of the last ``keep`` resets, in microseconds."""
-
-    def __init__(self, keep: int = 10_000) -> None:
-        self._samples: deque[float] = deque(maxlen=keep)
-        self._lock = threading.Lock()
-
-    def add(self, us: float) -> None:
-        with self._lock:
-            self._samples.append(us)
-
-    def summary(self) -> dict[str, float | int | None]:
-        with self._lock:
-            samples = list(self._samples)
-        return {"count": len(samples), "p50_us": percentile(samples, 50),
-                "p99_us": percentile(samples, 99)}  # fmt: skip
-
-
-class DecisionLog:
-    """Appends decision records to the decisions stream (redis-py clients are thread-safe)."""
-
-    def __init__(self, client: Any, cfg: RespondConfig) -> None:
-        self._client = client
-        self._cfg = cfg
-
-    def append(self, message: BusMessage, outcome: Outcome, enforce: bool) -> None:
-        eve = message.eve
-        alert = eve.get("alert") if isinstance(eve.get("alert"), dict) else {}
-        assert isinstance(alert, dict)
-        details = dict(outcome.details)
-        fields: dict[str, Any] = {
-            "alert_id": message.id,
-            "alert_stream": message.source,
-            "alert_key": message.idempotency_key,
-            "sensor": message.sensor or "",
-            "sid": str(alert.get("signature_id", "")),
-            "flow_id": str(eve.get("flow_id", "")),
-            "src": f"{eve.get('src_ip')}:{eve.get('src_port', '')}",
-            "dest": f"{eve.get('dest_ip')}:{eve.get('dest_port', '')}",
-            "responder": outcome.responder,
-            "outcome": str(details.get("decision") or outcome.status),
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "enforce": "1" if enforce else "0",
-            "elapsed_ms": f"{outcome.elapsed_ms:.3f}",
-            "time": f"{time.time():.6f}",
-            "details": orjson.dumps(details, default=str),
-        }
-        if "latency_us" in details:
-            fields["latency_us"] = str(details["latency_us"])
-        cfg = self._cfg
-        try:
-            self._client.xadd(cfg.decisions_stream, fields, maxlen=cfg.decisions_maxlen,
-                              approximate=True)  # fmt: skip
-        except redis.RedisError as exc:
-            raise bus_error(cfg.consumer.redis, exc, f"writing {cfg.decisions_stream}") from exc
-
-
-class _Isolated:
-    """One responder's calls: a worker thread, a timeout per attempt, retries on failure."""
-
-    def __init__(self, name: str, call: CallConfig) -> None:
-        self.name = name
-        self.call = call
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"respond-{name}")
-
-    def submit(self, fn: Callable[[], Outcome]) -> Future[Outcome]:
-        return self._pool.submit(fn)
-
-    def run(self, fn: Callable[[], Outcome], first: Future[Outcome] | None = None) -> Outcome:
-        """Wait for ``first`` (already submitted) or submit ``fn``; retry failures."""
-        started = time.perf_counter()
-        attempts = self.call.retries + 1
-        outcome = Outcome(self.name, FAILED, "not run")
-        for attempt in range(1, attempts + 1):
-            future = first if attempt == 1 and first is not None else self._pool.submit(fn)
-            try:
-                outcome = future.result(timeout=self.call.timeout_s)
-            except FutureTimeout:
-                # The hung call keeps its thread; later calls get a fresh one, not a queue.
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = ThreadPoolExecutor(max_workers=1,
-                                                thread_name_prefix=f"respond-{self.name}")  # fmt: skip
-                reason = f"timed out after {self.call.timeout_s:g} s"
-                return Outcome(self.name, FAILED, reason, {"attempts": attempt},
-                               (time.perf_counter() - started) * 1000)  # fmt: skip
-            except Exception as exc:  # a plugin may raise anything: it must not stop the rest
-                outcome = Outcome(self.name, FAILED, f"{type(exc).__name__}: {exc}",
-                                  {"attempts": attempt})  # fmt: skip
-            if outcome.status != FAILED:
-                return outcome
-            if attempt < attempts:
-                time.sleep(self.call.retry_delay_s)
-        details = dict(outcome.details, attempts=attempts)
-        return Outcome(self.name, FAILED, f"{outcome.reason} (after {attempts} attempt(s))",
-                       details, (time.perf_counter() - started) * 1000)  # fmt: skip
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def build_responders(cfg: RespondConfig) -> dict[str, AlertResponder]:
@@ -212,10 +103,11 @@ class RespondService:
         self._last_action_ts = 0.0
         self._stats_every_s = 10.0
         self.latency = LatencyStats()
-        self._calls = {name: _Isolated(name, cfg.call(name)) for name in self.responders}
+        self._calls = {name: IsolatedCalls(name, cfg.call(name)) for name in self.responders}
         if self.blocks is not None:
-            self._calls["blocks"] = _Isolated("blocks", cfg.call("blocks"))
-        self._inflight: OrderedDict[int, tuple[BusMessage, bool]] = OrderedDict()
+            self._calls["blocks"] = IsolatedCalls("blocks", cfg.call("blocks"))
+        self._inflight: OrderedDict[int, tuple[BusMessage, bool, Mapping[str, Any]]] = OrderedDict()
+        self.fast = FastPath(cfg, self.responders) if cfg.fast_socket else None
         # Per message being processed: when it was read, and its fast-path calls.
         self._early: dict[str, tuple[float, dict[str, Future[Outcome]]]] = {}
         self._lock = threading.Lock()
@@ -241,8 +133,16 @@ class RespondService:
         if self.blocks is not None:
             self.blocks.start()
         self.consumer.ensure_groups()
+        if self.fast is not None:
+            try:
+                self.fast.start()
+            except ResponderError:
+                self.stop()
+                raise
 
     def stop(self) -> None:
+        if self.fast is not None:
+            self.fast.stop()
         for responder in reversed(self._started):
             try:
                 responder.stop()
@@ -292,7 +192,11 @@ class RespondService:
         handled elsewhere, the early call still finishes and is recorded as a duplicate.
         """
         received = time.time()
-        early = self._start_early(message) if message.deliveries == 1 else {}
+        fast = self._claim_fast(message)
+        if fast is not None:  # the fast path acted already (responders/fast.py)
+            received, early = fast.received, dict(fast.futures)
+        else:
+            early = self._start_early(message) if message.deliveries == 1 else {}
         if early:
             # Wait (without the GIL) so the worker runs now, not after this thread's next
             # stretch of Python work on the idempotency key; handle() collects the results.
@@ -306,6 +210,14 @@ class RespondService:
             for name, future in early.items():  # handle() never ran: finish and record them
                 outcome = self._calls[name].run(future.result, future)
                 self._record(message, outcome, True, received, f"{result.value} delivery")
+        for verdict in fast.verdicts if fast is not None else ():
+            self._record(message, verdict, True)  # came back before the bus copy did
+
+    def _claim_fast(self, message: BusMessage) -> FastCall | None:
+        """This alert's fast-path calls; later verdicts about them then map to ``message``."""
+        if self.fast is None:
+            return None
+        return self.fast.take(message.eve, lambda call: self._remember(message, True, call.eve))
 
     def _start_early(self, message: BusMessage) -> dict[str, Future[Outcome]]:
         fast = [(n, r) for n, r in self.responders.items() if getattr(r, "fast_path", False)]
@@ -380,19 +292,24 @@ class RespondService:
 
     # -- follow-ups (reset verdicts) ------------------------------------------------------------
 
-    def _remember(self, message: BusMessage, enforce: bool) -> None:
+    def _remember(self, message: BusMessage, enforce: bool,
+                  alert: Mapping[str, Any] | None = None) -> None:  # fmt: skip
+        """Verdicts about ``alert`` (default: the message's own EVE object) go to ``message``."""
+        seen = message.eve if alert is None else alert
         with self._lock:
-            self._inflight[id(message.eve)] = (message, enforce)
+            self._inflight[id(seen)] = (message, enforce, seen)
             while len(self._inflight) > _INFLIGHT:
                 self._inflight.popitem(last=False)
 
     def _followup(self, alert: Mapping[str, Any], outcome: Outcome) -> None:
         with self._lock:
             found = self._inflight.pop(id(alert), None)
-        if found is None or found[0].eve is not alert:
+        if found is None or found[2] is not alert:
+            if self.fast is not None and self.fast.verdict(alert, outcome):
+                return  # recorded when the bus copy of that alert arrives
             log.warning("respond: %s verdict for an alert no longer tracked", outcome.responder)
             return
-        message, enforce = found
+        message, enforce, _ = found
         try:
             self._record(message, outcome, enforce)
         except BusError as exc:
@@ -410,6 +327,8 @@ class RespondService:
             "decisions": counts,
             "reset_latency": self.latency.summary(),
         }
+        if self.fast is not None:
+            out["fast_path"] = self.fast.stats.snapshot()
         for name, responder in self.responders.items():
             extra = getattr(responder, "stats", None)
             if callable(extra):

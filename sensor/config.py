@@ -174,6 +174,8 @@ _SETTINGS: Mapping[str, _Setting] = MappingProxyType(
         "pid-file": _S("", "pidfile", _parse_opt_str),
         "outputs.redis.spool-dir": _S("output", "redis_spool_dir", _parse_opt_str),
         "outputs.redis.maxlen": _S("output", "redis_maxlen", parse_size),
+        # Read by the sensor (sender) and `sekimori respond` (listener) from the same file.
+        "respond.fast_socket": _S("output", "fast_socket", _parse_opt_str),
         _LIBHTP + "request-body-limit": _S("app_layer", "request_body_limit", parse_size),
         _LIBHTP + "response-body-limit": _S("app_layer", "response_body_limit", parse_size),
         _LIBHTP + "response-body-decompress-layer-limit": _S(

@@ -124,6 +124,7 @@ class OutputConfig:
     redis_spool_dir: str | None = None  # outputs.redis.spool-dir (default: under the cache)
     redis_maxlen: int = 100000  # outputs.redis.maxlen: approximate stream trimming (0 = none)
     stats_interval: int = 0  # seconds between EVE stats records; 0 = only at the end
+    fast_socket: str | None = None  # respond.fast_socket: datagrams to a responder here
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from sensor.extensions import AlertEvent, Extensions, build_extensions
 from sensor.flow import FlowTable
 from sensor.output.alert import AlertBuilder
 from sensor.output.eve import EveWriter
+from sensor.output.fast_respond import FastChannel
 from sensor.output.sinks import EveSink, RedisSink
 from sensor.packet import Packet
 from sensor.runcontrol import Pidfile, RunControl
@@ -265,12 +266,16 @@ def run(config: Config, request: RunRequest,
         iface=request.iface, pcap=request.pcap, mode=config.mode,
         ruleset_version=ruleset.version, rules_loaded=report.loaded, rules_skipped=report.skipped,
     )  # fmt: skip
-    if request.eve is not None:
-        ext.sinks.append(EveSink(EveWriter(request.eve)))
     publisher = _publisher(config, request)
     if publisher is not None:
+        # Before the EVE file on a live interface: a reset waits for this sink, not that one.
+        fast = FastChannel(config.output.fast_socket) if (
+            request.iface is not None and config.output.fast_socket) else None  # fmt: skip
         ext.sinks.append(RedisSink(publisher, config.sensor_id, immediate=request.iface is not None,
-                                   mode=config.mode, ruleset_version=ruleset.version))  # fmt: skip
+                                   mode=config.mode, ruleset_version=ruleset.version,
+                                   fast=fast))  # fmt: skip
+    if request.eve is not None:
+        ext.sinks.append(EveSink(EveWriter(request.eve)))
     loop = _Loop(config, Detector(ruleset, app_settings(config)), ext)
     loop.live = request.iface is not None
     loop.run_info = ext.run_info
@@ -405,13 +410,20 @@ def _drive_live(loop: _Loop, source: Any, control: RunControl, config: Config,
     cnt = 0
     next_tick = 0.0
     iface = request.iface
+    pollers = [s for s in loop.sinks if isinstance(s, RedisSink)]
+    wait: float | None = None
     while not control.stop:
-        for ts_sec, ts_usec, linktype, data, wirelen in source.next_batch():
+        for ts_sec, ts_usec, linktype, data, wirelen in source.next_batch(wait):
             cnt += 1
             p = Packet(cnt, ts_sec, ts_usec, linktype, data)
             p.wirelen = wirelen
             p.iface = iface
             loop.packet(p)
+        wait = None
+        for sink in pollers:  # deferred bus copies of fast-path alerts
+            due = sink.poll(time.monotonic())
+            if due is not None:
+                wait = due if wait is None else min(wait, due)
         if control.pending:
             _service(loop, control, config, request)
         now = time.time()

@@ -7,7 +7,8 @@ kernels here lack ``matchall``) to a veth whose other end, in the test's namespa
 sensor's capture interface (the SPAN port); a second veth is a bridge port with MAC
 learning off, the responder's injection port (with learning on, a spoofed RST would move
 the client's MAC to it). A real redis-server, ``sekimori run --iface`` and ``sekimori
-respond`` run as processes. The client sends a request matching a ``drop`` rule; the server
+respond`` run as processes, joined by the same-host fast path (``respond.fast_socket``) as
+well as the bus. The client sends a request matching a ``drop`` rule; the server
 holds its reply back for ``SERVER_DELAY_S``. Expected in prevent mode: both ends get
 ECONNRESET before any response byte reaches the client, and the decision says
 ``confirmed``; in detect mode the same traffic completes and the decision is
@@ -235,6 +236,7 @@ def _config(tmp: Path, url: str, lab: Lab, mode: str) -> Path:
         responders = ["tcp-reset"]
         group = "lab-{mode}"
         block_ms = 200
+        fast_socket = "{tmp / "fast.sock"}"
         [respond.tcp-reset]
         interface = "{lab.inject}"
         watch_interface = "{lab.capture}"
@@ -285,11 +287,15 @@ def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
         detail = [json.loads(d["details"]) for d in resets]
         to_bus = sorted(round((x["received_at"] - x["sent_at"]) * 1e6 + x["latency_us"])
                         for x in detail)  # fmt: skip
+        in_sensor = sorted(int(x["sensor_us"]) for x in detail if "sensor_us" in x)
         print(
             f"\nreset lab: {len(both)}/{SESSIONS} reset on both ends, {len(confirmed)} "
-            f"confirmed (of these sessions); capture-to-send us: {_pcts(latencies)}; capture-to-responder us: "
-            f"{_pcts(to_bus)}"
+            f"confirmed (of these sessions); capture-to-send us: {_pcts(latencies)}; "
+            f"capture-to-responder us: {_pcts(to_bus)}; capture-to-alert (sensor) us: "
+            f"{_pcts(in_sensor)}"
         )
+        # The responder acted from the sensor's datagram, not from the bus copy.
+        assert sum(x.get("path") == "fast" for x in detail) >= SESSIONS - 1, detail
         assert all(r["bytes"] == 0 for r in results if r["client"] == "reset")
         assert len(both) >= SESSIONS - 1, results
         assert len(confirmed) >= SESSIONS - 1, [d for d in decisions if d["outcome"] == "failed"]

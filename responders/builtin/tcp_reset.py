@@ -165,6 +165,9 @@ class TcpResetResponder(AlertResponder):
         captured = capture_time(alert)
         if captured is not None:
             details["latency_us"] = round((leaving - captured) * 1e6)
+            alerted = _map(alert.get("sekimori")).get("alerted_at")
+            if isinstance(alerted, float):  # the sensor's share: capture to alert emitted
+                details["sensor_us"] = round((alerted - captured) * 1e6)
         details["send_us"] = round((sent_at - leaving) * 1e6)
         details["sent_at"] = leaving
         if watcher is not None:

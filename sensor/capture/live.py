@@ -95,14 +95,16 @@ class LiveCapture:
         sec, rest = divmod(ts_ns, _NS_PER_SEC)
         self._pending.append((sec, rest // 1000, self.linktype, data, len(data)))
 
-    def next_batch(self) -> list[Record]:
-        """Wait up to ``timeout_ms`` and return the packets that arrived (maybe none).
+    def next_batch(self, timeout_s: float | None = None) -> list[Record]:
+        """Wait up to ``timeout_s`` (default ``timeout_ms``) and return the packets that
+        arrived (maybe none).
 
         For callers that need control back on an idle link (flow timeouts, stats)."""
         if self._stopped or self._closed:
             return []
+        wait = self.timeout_ms / 1000 if timeout_s is None else timeout_s
         try:
-            readable, _, _ = select.select([self._fd], [], [], self.timeout_ms / 1000)
+            readable, _, _ = select.select([self._fd], [], [], wait)
             if not readable:
                 return []
             self._pcap.dispatch(-1, self._collect)

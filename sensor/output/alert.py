@@ -9,6 +9,7 @@ so clarity wins over speed here.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sensor.output.eve import format_timestamp
@@ -169,6 +170,8 @@ def response_context(sig: Signature, p: Packet, mode: str, sensor_id: str) -> di
         "iface": p.iface,
         "src_mac": p.src_mac.hex(":") if p.src_mac else None,
         "dst_mac": p.dst_mac.hex(":") if p.dst_mac else None,
+        # When the alert left detection: splits capture-to-send latency into sensor and bus.
+        "alerted_at": time.time(),
     }
     if flow is not None and p.proto == 6 and getattr(flow, "tcp_session", False):
         ctx["handshake_seen"] = getattr(flow, "handshake_seen", None)

@@ -173,6 +173,10 @@ class AlertPublisher:
         except TypeError as exc:
             self._log_drop(record, f"not serialisable: {exc}")
             return
+        self.publish_serialised(payload)
+
+    def publish_serialised(self, payload: bytes) -> None:
+        """:meth:`publish` for a record the caller already serialised (the fast path did)."""
         self._buffer.append((self._next_seq(), payload))
         if len(self._buffer) >= self.cfg.batch_size:
             self.flush()
