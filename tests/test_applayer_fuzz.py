@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import gzip
 import struct
+import sys
+from pathlib import Path
 
 import dpkt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sensor.applayer import AppLayer, AppLayerSettings
+
+sys.path.insert(0, str(Path(__file__).parent / "fuzz"))
+from targets import feed_both
 
 HTTP_REQ = (
     b"POST /a/../b%2f%u0041?q=%41 HTTP/1.1\r\nHost: h:80\r\nTransfer-Encoding: chunked\r\n"
@@ -71,14 +76,7 @@ def mutate(data: bytes, edits: list[tuple[int, int, str]]) -> bytes:
 
 
 def feed_all(proto: int, dport: int, ts: bytes, tc: bytes, step: int) -> AppLayer:
-    al = AppLayer(AppLayerSettings(field_limit=512), proto, 40000, dport)
-    for i in range(0, max(len(ts), len(tc)), step):
-        al.feed(True, ts[i : i + step], 0)
-        al.feed(False, tc[i : i + step], 0)
-    al.close()
-    for tx in al.pop_ready():
-        al.eve_fields(tx)
-    return al
+    return feed_both(proto, dport, ts, tc, step, field_limit=512)  # the fuzz target's loop
 
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -199,6 +199,20 @@ def rule_seeds() -> Iterator[bytes]:
 # ---------------------------------------------------------------- application layer
 
 
+def feed_both(proto: int, port: int, ts: bytes, tc: bytes, step: int,
+              field_limit: int = 2048) -> AppLayer:  # fmt: skip
+    """Both directions into one app-layer parser, interleaved in ``step``-byte chunks, then
+    closed, with every finished transaction's EVE fields built (as the sensor would)."""
+    al = AppLayer(AppLayerSettings(field_limit=field_limit), proto, 40000, port)
+    for i in range(0, max(len(ts), len(tc)), step):
+        al.feed(True, ts[i : i + step], 0)
+        al.feed(False, tc[i : i + step], 0)
+    al.close()
+    for tx in al.pop_ready():
+        al.eve_fields(tx)
+    return al
+
+
 def applayer_input(proto: int, port: int) -> Callable[[bytes], None]:
     """Split the input at its first byte's value into to-server and to-client data, then
     feed both in chunks sized by the second byte (segmentation must not matter)."""
@@ -207,14 +221,7 @@ def applayer_input(proto: int, port: int) -> Callable[[bytes], None]:
         if len(data) < 2:
             return
         cut = 2 + data[0] * len(data) // 256
-        ts, tc, step = data[2:cut], data[cut:], 1 + data[1] % 97
-        al = AppLayer(AppLayerSettings(field_limit=2048), proto, 40000, port)
-        for i in range(0, max(len(ts), len(tc)), step):
-            al.feed(True, ts[i : i + step], 0)
-            al.feed(False, tc[i : i + step], 0)
-        al.close()
-        for tx in al.pop_ready():
-            al.eve_fields(tx)
+        feed_both(proto, port, data[2:cut], data[cut:], 1 + data[1] % 97)
 
     return one_input
 
