@@ -29,7 +29,9 @@ RESPONDER_UNIT = "sekimori-responder@.service"
 SUBPROCESS_TIMEOUT_S = 60
 
 # Shared by both units: the process may capture/inject packets (the two capabilities it
-# gets) and write its state, cache and log directories; nothing else of the system.
+# gets) and write its state, cache, log and runtime directories; nothing else of the system.
+# /run/sekimori is where respond.fast_socket belongs; preserved so that a restart of one
+# unit does not remove the other's socket.
 _HARDENING = """\
 User={user}
 Group={user}
@@ -59,6 +61,8 @@ StateDirectory=sekimori
 CacheDirectory=sekimori
 LogsDirectory=sekimori
 ConfigurationDirectory=sekimori
+RuntimeDirectory=sekimori
+RuntimeDirectoryPreserve=yes
 ReadOnlyPaths={config_dir}
 Environment=HOME=/var/lib/sekimori XDG_CACHE_HOME=/var/cache
 Environment=SEKIMORI_CONFIG={config}
