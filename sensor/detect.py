@@ -83,6 +83,7 @@ class Detector:
         self.thresholds = Thresholds()
         self.stats = DetectStats()
         self._app_before: str | None = None
+        self._sealed = False  # this packet's flow is encrypted: no payload inspection
         # the transaction each transaction-rule alert of the last inspected packet is on
         self.alert_txs: dict[int, Transaction] = {}
 
@@ -99,9 +100,13 @@ class Detector:
         if fstate is not None and fstate.action is not None:
             return []  # a pass/drop rule already decided for this flow (Suricata's flow action)
 
+        # Suricata stops inspecting a flow's payload once its application layer says the
+        # rest is encrypted (SSH after both NEWKEYS); rules without payload still run.
+        app = flow.app if flow is not None else None
+        self._sealed = sealed = app is not None and app.encrypted
         # stream data delivered in order by this packet (TCP sessions only)
         new_data = tail = b""
-        if flow is not None and p.proto == IPPROTO_TCP and flow.tcp_session:
+        if flow is not None and p.proto == IPPROTO_TCP and flow.tcp_session and not sealed:
             d = flow.toserver if p.to_server else flow.toclient
             if d is not None:
                 new_data = d.new_data
@@ -297,6 +302,8 @@ class Detector:
                env: MatchEnv, ctx: StreamCtx, app_buffer: Any, app: str | None) -> bool:  # fmt: skip
         """The exact check of one rule (one method, so --profile-rules can time it)."""
         if not header_ok(sig, p, fs, hostbits, app):
+            return False
+        if self._sealed and sig.payload is not None and "pkt_data" in sig.payload.programs:
             return False
         if sig.tx_values:
             for name, test in self._tx_tests[sig.order]:

@@ -13,6 +13,7 @@ Non-goals: file extraction keywords (filename, filemagic, filestore), HTTP/2.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,11 +25,8 @@ from signatures.rule import Signature
 from signatures.txvalues import NUMERIC_VALUES
 
 # Buffers the application layer fills: every registered application buffer but these (no
-# file extraction or SSH parser yet); rules on them are reported "not yet supported".
-_NOT_PRODUCED = frozenset(
-    {"file.name", "file.magic", "ssh.proto", "ssh.software", "ssh.hassh", "ssh.hassh.string",
-     "ssh.hassh.server", "ssh.hassh.server.string"}
-)  # fmt: skip
+# file extraction yet); rules on them are reported "not yet supported".
+_NOT_PRODUCED = frozenset({"file.name", "file.magic"})
 APP_LAYER_BUFFERS = APP_BUFFERS - _NOT_PRODUCED
 
 # Buffers derived from another one on demand: one entry per header line, "Name: value".
@@ -79,6 +77,10 @@ class TxSource:
 
     def __init__(self, ruleset: CompiledRuleset, settings: AppLayerSettings) -> None:
         self._groups: dict[str, AppGroup] = ruleset.app_groups
+        # HASSH costs an MD5 per KEXINIT: computed only when a rule reads it (as Suricata
+        # switches app-layer.protocols.ssh.hassh on for such rules).
+        if any(b.startswith("ssh.hassh") for s in ruleset.signatures for b in s.app_buffers):
+            settings = dataclasses.replace(settings, ssh_hassh=True)
         self._settings = settings
         self._direction = {s.order: rule_direction(s) for s in ruleset.signatures if s.app_buffers}
         # Protocol detection runs only when some rule depends on it.
@@ -87,7 +89,8 @@ class TxSource:
     def feed(self, flow: Any, to_server: bool, data: bytes, ts_sec: int) -> list[Transaction]:
         app = flow.app
         if app is None:
-            app = flow.app = AppLayer(self._settings, flow.proto, flow.sport, flow.dport)
+            app = flow.app = AppLayer(self._settings, flow.proto, flow.sport, flow.dport,
+                                      flow.src if flow.ipver == 4 else None)  # fmt: skip
         app.feed(to_server, data, ts_sec)
         return app.pop_ready()
 

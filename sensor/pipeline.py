@@ -170,8 +170,11 @@ class _Loop:
         for sig in hits:
             record = self.alerts_builder.record(sig, p)
             tx = self.detector.alert_txs.get(sig.order)
-            if tx is not None and p.flow is not None and p.flow.app is not None:
-                record.update(p.flow.app.eve_fields(tx))  # the http / dns / tls object
+            app = p.flow.app if p.flow is not None else None
+            if tx is not None and app is not None:
+                record.update(app.eve_fields(tx))  # the http / dns / tls / ssh object
+            elif app is not None:
+                record.update(app.flow_eve_fields())  # ssh: on every alert of the flow
             event = AlertEvent(record, sig, p)
             if not all(policy.annotate(event) for policy in self.policies):
                 self.suppressed += 1

@@ -197,6 +197,9 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
                 "ja3.hash",
                 "ja3.string",
                 "ja4.hash",
+                "ssh.hassh",
+                "ssh.hassh.string",
+                "ftp.bounce",
             ),
             _TS,
         ),
@@ -211,6 +214,8 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
                 "http.response_header",
                 "ja3s.hash",
                 "ja3s.string",
+                "ssh.hassh.server",
+                "ssh.hassh.server.string",
             ),
             _TC,
         ),
@@ -236,4 +241,6 @@ def buffer_app_proto(name: str) -> str | None:
         return "tls"
     if name.startswith("ssh."):
         return "ssh"
+    if name.startswith("ftp."):  # ftpbounce's value
+        return "ftp"
     return None

@@ -1,5 +1,7 @@
-"""Keywords on a transaction's values: tls.version, dns.opcode, dns.rrtype, and the file
-keywords filename, fileext, filesize (on the HTTP response's file).
+"""Keywords on a transaction's values: tls.version, dns.opcode, dns.rrtype, the file
+keywords filename, fileext, filesize (on the HTTP response's file), the legacy SSH keywords
+ssh.protoversion and ssh.softwareversion (on the ssh.proto / ssh.software buffers of the
+packet's direction) and ftpbounce (on FTP's PORT command).
 
 Scope: parse the keyword into a (value name, predicate) pair checked against
 ``Transaction.values`` of the application layer. Signatures keep only the (keyword, value)
@@ -8,6 +10,7 @@ text (so the rule cache can pickle them); ``compile_tx_value`` builds the predic
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,10 +18,17 @@ from sensor.errors import RuleError
 from signatures.numeric import parse_uint
 
 TX_VALUE_KEYWORDS = {"tls.version": "tls", "dns.opcode": "dns", "dns.rrtype": "dns",
-                     "filename": "http", "fileext": "http", "filesize": "http"}  # fmt: skip
-# names of the values they read: numbers in Transaction.values, file.name a buffer
-NUMERIC_VALUES = frozenset({"tls.version", "dns.opcode", "dns.rrtype", "file.size"})
-VALUE_OF = {"filename": "file.name", "fileext": "file.name", "filesize": "file.size"}
+                     "filename": "http", "fileext": "http", "filesize": "http",
+                     "ssh.protoversion": "ssh", "ssh.softwareversion": "ssh",
+                     "ftpbounce": "ftp"}  # fmt: skip
+# names of the values they read: numbers in Transaction.values, the others buffers
+NUMERIC_VALUES = frozenset({"tls.version", "dns.opcode", "dns.rrtype", "file.size",
+                            "ftp.bounce"})  # fmt: skip
+VALUE_OF = {"filename": "file.name", "fileext": "file.name", "filesize": "file.size",
+            "ssh.protoversion": "ssh.proto", "ssh.softwareversion": "ssh.software",
+            "ftpbounce": "ftp.bounce"}  # fmt: skip
+_PROTOVERSION_RE = re.compile(r'\s*"?\s*([0-9]+(?:[.\-0-9]+)?|2_compat)\s*"?\s*')
+_SOFTWAREVERSION_RE = re.compile(r'\s*"?\s*([0-9a-zA-Z:._+\-\s]+?)\s*"?\s*')
 
 _TLS_VERSIONS = {"ssl3": 0x0300, "3.0": 0x0300, "1.0": 0x0301, "1.1": 0x0302, "1.2": 0x0303,
                  "1.3": 0x0304, "tls1.0": 0x0301, "tls1.1": 0x0302, "tls1.2": 0x0303,
@@ -46,6 +56,18 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
         return "dns.opcode", parse_uint("dns.opcode", text, 15).test
     if keyword == "dns.rrtype":
         return "dns.rrtype", parse_uint("dns.rrtype", text, 65535).test
+    if keyword == "ssh.protoversion":
+        return "ssh.proto", _protoversion_test(value or "")
+    if keyword == "ssh.softwareversion":
+        m = _SOFTWAREVERSION_RE.fullmatch(value or "")
+        if m is None:
+            raise RuleError(f"ssh.softwareversion: invalid value '{text}'")
+        wanted = m.group(1).encode()
+        return "ssh.software", lambda v: bytes(v) == wanted  # Suricata: the whole string
+    if keyword == "ftpbounce":
+        if text:
+            raise RuleError("ftpbounce takes no value")
+        return "ftp.bounce", lambda v: v == 1
     raise RuleError(f"unknown transaction keyword '{keyword}'")
 
 
@@ -67,3 +89,15 @@ def _file_name_test(keyword: str, text: str) -> Callable[[Any], bool]:
 
         return test
     return lambda name: (needle in bytes(name).lower()) != negated
+
+
+def _protoversion_test(value: str) -> Callable[[Any], bool]:
+    """ssh.protoversion: the banner's version equals the value; ``2_compat`` accepts any
+    version starting with ``2`` and ``1.99`` (Suricata 7's semantics)."""
+    m = _PROTOVERSION_RE.fullmatch(value)
+    if m is None:
+        raise RuleError(f"ssh.protoversion: invalid value '{value.strip()}'")
+    wanted = m.group(1).encode()
+    if wanted == b"2_compat":
+        return lambda v: bytes(v)[:1] == b"2" or bytes(v)[:4] == b"1.99"
+    return lambda v: bytes(v) == wanted

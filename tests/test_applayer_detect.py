@@ -19,7 +19,7 @@ from sensor.applayer.detect import NEED_MORE, NO_MATCH
         (b"EHLO mail\r\n", True, 2525, "smtp"),
         (b"USER anonymous\r\n", True, 2121, "ftp"),
         (b"220 (vsFTPd 3.0.3)\r\n", False, 21, "ftp"),
-        (b"220 mail ESMTP\r\n", False, 25, "smtp"),
+        (b"220 mail ESMTP\r\n", False, 25, NO_MATCH),  # SMTP is named by the EHLO
         (b"GE", True, 80, NEED_MORE),
         (b"\x16", True, 443, NEED_MORE),
         (b"random junk", True, 80, NO_MATCH),

@@ -1,11 +1,12 @@
-"""Application-layer parsing for one flow: protocol detection, HTTP/1.x, DNS and TLS.
+"""Application-layer parsing for one flow: protocol detection, HTTP/1.x, DNS, TLS, SSH, FTP.
 
 Scope: :class:`AppLayer` is created lazily by the detection engine for a flow with data. It
 detects the protocol from the first bytes of either direction (``proto_name``, EVE's
 ``app_proto``; ``"failed"`` when detection gave up), hands stream data (TCP, in order, any
 chunking) or datagrams (UDP) to the matching parser, and returns the transactions whose
 buffers changed (:meth:`AppLayer.pop_ready`). Buffers carry Suricata 7's sticky-buffer names;
-:meth:`AppLayer.eve_fields` builds the ``http``/``dns``/``tls`` object of an EVE alert.
+:meth:`AppLayer.eve_fields` builds the ``http``/``dns``/``tls``/``ssh`` object of an EVE alert.
+SMTP (and SMB, IMAP, POP3) flows are detected and named but not parsed.
 
 Malformed input never raises: parsers record Suricata's app-layer event names on the
 transaction (``tx.events``) or, when there is none, on ``AppLayer.events``, and stop parsing
@@ -28,8 +29,10 @@ from sensor.applayer.common import (
 )
 from sensor.applayer.detect import NEED_MORE, NO_MATCH, detect_protocol
 from sensor.applayer.dns import DnsParser, eve_dns
+from sensor.applayer.ftp import FtpParser
 from sensor.applayer.http import HttpParser
 from sensor.applayer.http_message import HttpTxData, body_buffers, eve_http
+from sensor.applayer.ssh import SshParser, eve_ssh
 from sensor.applayer.tls import TlsParser, eve_tls
 
 __all__ = [
@@ -49,7 +52,7 @@ FAILED = "failed"
 _IPPROTO_UDP = 17
 _UDP_DETECT_DATAGRAMS = 4  # datagrams per direction inspected before giving up
 
-Parser = HttpParser | DnsParser | TlsParser
+Parser = HttpParser | DnsParser | TlsParser | SshParser | FtpParser
 
 
 class AppLayer:
@@ -64,6 +67,7 @@ class AppLayer:
         "_seen",
         "_undecided",
         "cfg",
+        "client_ip",
         "dport",
         "ipproto",
         "last_ts",
@@ -71,8 +75,10 @@ class AppLayer:
         "sport",
     )
 
-    def __init__(self, cfg: AppLayerSettings, proto: int, sport: int, dport: int) -> None:
+    def __init__(self, cfg: AppLayerSettings, proto: int, sport: int, dport: int,
+                 client_ip: bytes | None = None) -> None:  # fmt: skip
         self.cfg = cfg
+        self.client_ip = client_ip  # the flow initiator's address (FTP bounce checks)
         self.ipproto = proto
         self.sport = sport
         self.dport = dport
@@ -161,6 +167,10 @@ class AppLayer:
             self._parser = TlsParser(cfg, self._updated)
         elif name == "dns" and cfg.dns:
             self._parser = DnsParser(cfg, tcp, self._updated)
+        elif name == "ssh" and cfg.ssh and tcp:
+            self._parser = SshParser(cfg, self._updated)
+        elif name == "ftp" and cfg.ftp and tcp:
+            self._parser = FtpParser(cfg, self._updated, self.client_ip)
         pending, self._pending = self._pending, []
         self._seen.clear()
         if self._parser is not None:
@@ -182,12 +192,32 @@ class AppLayer:
                 body_buffers(tx)
         return ready
 
+    @property
+    def encrypted(self) -> bool:
+        """Both SSH sides switched to encrypted packets (Suricata then stops inspecting the
+        flow's payload)."""
+        parser = self._parser
+        return isinstance(parser, SshParser) and parser.finished
+
+    def flow_eve_fields(self) -> dict[str, object]:
+        """The app-layer object Suricata adds to any alert on this flow, transaction rule or
+        not: SSH's single transaction (``{"ssh": {...}}`` once a banner was seen)."""
+        parser = self._parser
+        if isinstance(parser, SshParser):
+            ssh = eve_ssh(parser.tx)
+            return {"ssh": ssh} if ssh else {}
+        return {}
+
     def eve_fields(self, tx: Transaction) -> dict[str, object]:
-        """``{"http": {...}}`` / ``{"dns": {...}}`` / ``{"tls": {...}}`` for an alert on ``tx``."""
+        """``{"http": {...}}`` / ``{"dns": {...}}`` / ``{"tls": {...}}`` / ``{"ssh": {...}}``
+        for an alert on ``tx``."""
         if tx.proto == "http":
             return {"http": eve_http(tx)}
         if tx.proto == "dns":
             return {"dns": eve_dns(tx)}
         if tx.proto == "tls":
             return {"tls": eve_tls(tx)}
+        if tx.proto == "ssh":
+            ssh = eve_ssh(tx)
+            return {"ssh": ssh} if ssh else {}
         return {}

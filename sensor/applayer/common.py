@@ -44,6 +44,9 @@ DUAL_DIRECTION_BUFFERS = frozenset(
         "tls.cert_fingerprint",
         "tls.certs",
         "tls.subjectaltname",
+        # SSH banners: the client's (to server) and the server's (to client)
+        "ssh.proto",
+        "ssh.software",
     }
 )
 
@@ -67,11 +70,16 @@ class AppLayerSettings:
     * ``dns_max_names``: queries/answers kept per DNS message.
     * ``tls_max_record``: largest handshake message buffered (certificate chains fit in 64 KiB).
     * ``detect_max_bytes``: bytes per direction protocol detection inspects before giving up.
+    * ``ssh_hassh``: compute HASSH from the KEXINITs (``app-layer.protocols.ssh.hassh``; off
+      by default, switched on by the detection engine when a rule uses an ``ssh.hassh*``
+      buffer, as Suricata does).
     """
 
     http: bool = True
     dns: bool = True
     tls: bool = True
+    ssh: bool = True
+    ftp: bool = True
     request_body_limit: int = 100 * 1024
     response_body_limit: int = 100 * 1024
     field_limit: int = 18000
@@ -83,10 +91,12 @@ class AppLayerSettings:
     tls_max_record: int = 64 * 1024
     detect_max_bytes: int = 2048
     max_transactions: int = 1024
+    ssh_hassh: bool = False
 
 
 class Transaction:
-    """One request/response pair (HTTP), query/answer (DNS) or handshake (TLS).
+    """One request/response pair (HTTP), query/answer (DNS), handshake (TLS, SSH) or command
+    (FTP).
 
     ``buffers`` maps Suricata 7 sticky-buffer names to content: the to-server version of a
     buffer Suricata fills in both directions (see ``DUAL_DIRECTION_BUFFERS``) and every

@@ -1,12 +1,14 @@
-"""Application protocol detection from a flow's first bytes (ports only break ties).
+"""Application protocol detection from a flow's first bytes.
 
 Scope: :func:`detect_protocol` looks at the first bytes one direction sent and answers a
 protocol name (Suricata's ``app_proto`` names: http, tls, ssh, smtp, ftp, dns, smb, pop3, imap),
 ``NEED_MORE`` when the bytes are a prefix of a known pattern, or ``NO_MATCH``. Patterns follow
-Suricata's: HTTP methods (to server) and ``HTTP/`` (to client), TLS/SSL record headers, the
-``SSH-`` banner, SMTP/FTP commands, ``+OK``/``* OK`` banners; a ``220`` banner is resolved by port
-(21 ftp, 25/465/587 smtp). DNS is recognised by port 53 plus a plausible header, as Suricata's
-probing parser does.
+Suricata 7's: HTTP methods (to server) and ``HTTP/`` (to client), TLS/SSL record headers, the
+``SSH-`` banner (either side), SMTP's ``EHLO``/``HELO``/``QUIT`` and FTP's ``USER ``/``PASS ``/
+``PORT ``/``FEAT`` from the client (case-insensitive), FTP's ``220 (`` greeting from the server,
+``+OK``/``* OK`` banners. Any other ``220`` greeting decides nothing: as in Suricata, an SMTP or
+FTP flow is recognised by the client's first command. DNS is recognised by port 53 plus a
+plausible header, as Suricata's probing parser does.
 
 Non-goals: keeping state across calls (``AppLayer`` buffers the bytes and calls again) and
 protocols sekimori cannot parse beyond naming them.
@@ -49,37 +51,37 @@ _HTTP_METHODS = (
     b"VERSION-CONTROL",
     b"BASELINE-CONTROL",
 )
-_TS_PATTERNS: tuple[tuple[bytes, str], ...] = (
-    *((m + b" ", "http") for m in _HTTP_METHODS),
-    *((m + b"\t", "http") for m in _HTTP_METHODS),
-    (b"SSH-", "ssh"),
-    (b"EHLO", "smtp"),
-    (b"HELO", "smtp"),
-    (b"USER ", "ftp"),
-    (b"PASS ", "ftp"),
-    (b"PORT ", "ftp"),
-    (b"AUTH TLS", "ftp"),
-    (b"AUTH SSL", "ftp"),
-    (b"FEAT", "ftp"),
-    (b"SYST", "ftp"),
+# (pattern, protocol, case-insensitive) at offset 0, as Suricata registers them
+_TS_PATTERNS: tuple[tuple[bytes, str, bool], ...] = (
+    *((m + b" ", "http", False) for m in _HTTP_METHODS),
+    *((m + b"\t", "http", False) for m in _HTTP_METHODS),
+    (b"SSH-", "ssh", False),
+    (b"EHLO", "smtp", True),
+    (b"HELO", "smtp", True),
+    (b"QUIT", "smtp", True),
+    (b"USER ", "ftp", True),
+    (b"PASS ", "ftp", True),
+    (b"PORT ", "ftp", True),
+    (b"FEAT", "ftp", True),
 )
-_TC_PATTERNS: tuple[tuple[bytes, str], ...] = (
-    (b"HTTP/", "http"),
-    (b"SSH-", "ssh"),
-    (b"+OK", "pop3"),
-    (b"* OK", "imap"),
+_TC_PATTERNS: tuple[tuple[bytes, str, bool], ...] = (
+    (b"HTTP/", "http", False),
+    (b"SSH-", "ssh", False),
+    (b"220 (", "ftp", True),  # vsftpd-style greeting; other 220 banners decide nothing
+    (b"+OK", "pop3", False),
+    (b"* OK", "imap", False),
 )
-_FTP_PORTS = frozenset({21})
-_SMTP_PORTS = frozenset({25, 465, 587})
 _DNS_PORTS = frozenset({53})
 
 
-def _match(data: bytes, patterns: tuple[tuple[bytes, str], ...]) -> str | None:
+def _match(data: bytes, patterns: tuple[tuple[bytes, str, bool], ...]) -> str | None:
     prefix = False
-    for pattern, name in patterns:
-        if data.startswith(pattern):
+    upper = data[:16].upper()
+    for pattern, name, nocase in patterns:
+        head = upper if nocase else data
+        if head.startswith(pattern):
             return name
-        if pattern.startswith(data):
+        if pattern.startswith(head[: len(pattern)]) and len(data) < len(pattern):
             prefix = True
     return NEED_MORE if prefix else NO_MATCH
 
@@ -131,12 +133,4 @@ def detect_protocol(
     found = _match(data, _TS_PATTERNS if to_server else _TC_PATTERNS)
     if found is not NO_MATCH:
         return found
-    if not to_server and data.startswith(b"220"):
-        if any(p in _FTP_PORTS for p in ports):
-            return "ftp"
-        if any(p in _SMTP_PORTS for p in ports):
-            return "smtp"
-        return NEED_MORE if len(data) < 512 else NO_MATCH
-    if not to_server and len(data) < 3 and b"220".startswith(data):
-        return NEED_MORE
     return NO_MATCH
