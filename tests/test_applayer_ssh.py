@@ -149,7 +149,7 @@ def test_smtp_flow_is_named_by_the_clients_ehlo() -> None:
 
 
 def test_ftp_port_commands_are_transactions_with_the_bounce_value() -> None:
-    al = AppLayer(AppLayerSettings(), 6, 50000, 21, client_ip=bytes((10, 0, 0, 2)))
+    al = AppLayer(AppLayerSettings(), 6, 50000, 21, client_ip=0x0A000002)
     al.feed(False, b"220 (vsFTPd 3.0.3)\r\n", 0)
     for chunk in (b"USER anon\r\nPASS x\r\nPO", b"RT 10,0,0,2,4,1\r\n", b"PORT 192,168,1,9,0,21\n"):
         al.feed(True, chunk, 0)
@@ -159,7 +159,7 @@ def test_ftp_port_commands_are_transactions_with_the_bounce_value() -> None:
 
 
 def test_port_address_reads_like_suricata() -> None:
-    assert port_address(b" 80,58,0,33,10,20") == bytes((80, 58, 0, 33))
+    assert port_address(b" 80,58,0,33,10,20") == 0x503A0021
     assert port_address(b"1,2,3") is None
     assert port_address(b"1,2,3,1000,5,6") is None
     assert port_address(b"1,2,x,4,5,6") is None

@@ -76,9 +76,9 @@ class AppLayer:
     )
 
     def __init__(self, cfg: AppLayerSettings, proto: int, sport: int, dport: int,
-                 client_ip: bytes | None = None) -> None:  # fmt: skip
+                 client_ip: int | None = None) -> None:  # fmt: skip
         self.cfg = cfg
-        self.client_ip = client_ip  # the flow initiator's address (FTP bounce checks)
+        self.client_ip = client_ip  # the flow initiator's IPv4 address (FTP bounce checks)
         self.ipproto = proto
         self.sport = sport
         self.dport = dport

@@ -24,8 +24,9 @@ from sensor.applayer.common import (
 MAX_LINE = 4096  # a longer command line is dropped unparsed (bounded buffering)
 
 
-def port_address(args: bytes) -> bytes | None:
-    """The IPv4 address a PORT argument names (4 bytes), None when it is not well formed."""
+def port_address(args: bytes) -> int | None:
+    """The IPv4 address a PORT argument names (as an integer), None when it is not well
+    formed."""
     i = 0
     while i < len(args) and not 0x30 <= args[i] <= 0x39:
         i += 1
@@ -43,7 +44,7 @@ def port_address(args: bytes) -> bytes | None:
             octets.append(value)
             digits = b""
             if len(octets) == 4:
-                return bytes(octets)
+                return int.from_bytes(bytes(octets), "big")
         else:
             return None
     return None
@@ -53,10 +54,10 @@ class FtpParser:
     """The client side of one FTP control connection."""
 
     def __init__(self, cfg: AppLayerSettings, on_update: Callable[[Transaction], None],
-                 client_ip: bytes | None) -> None:  # fmt: skip
+                 client_ip: int | None) -> None:  # fmt: skip
         self.cfg = cfg
         self._on_update = on_update
-        self._client = client_ip if client_ip is not None and len(client_ip) == 4 else None
+        self._client = client_ip  # IPv4 as an integer; None on IPv6 flows
         self._line = bytearray()
         self._dropping = False  # inside an over-long line: skip to its end
         self._next_id = 0
