@@ -7,6 +7,8 @@ import hashlib
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sensor.applayer import AppLayer, AppLayerSettings
 from sensor.applayer.common import PROGRESS_COMPLETE, PROGRESS_LINE, Transaction
@@ -189,3 +191,25 @@ def test_real_openssh_capture(shared_dir) -> None:
         assert server is not None and b"curve25519-sha256" in server and server.count(b";") == 3
         seen += 1
     assert seen >= 5
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)), max_size=8),
+       st.integers(min_value=1, max_value=64), st.binary(max_size=200))  # fmt: skip
+def test_mutated_ssh_and_ftp_never_raise(edits: list[tuple[int, int]], step: int,
+                                         junk: bytes) -> None:  # fmt: skip
+    def mutate(data: bytes) -> bytes:
+        buf = bytearray(data)
+        for pos, value in edits:
+            buf[pos % len(buf)] = value
+        return bytes(buf)
+
+    for ts, tc, port in ((mutate(CLIENT), mutate(SERVER), 22),
+                         (b"USER a\r\nPORT " + junk + b"\r\n", b"220 (x)\r\n", 21)):  # fmt: skip
+        al = AppLayer(AppLayerSettings(ssh_hassh=True), 6, 40000, port, client_ip=1)
+        for i in range(0, max(len(ts), len(tc)), step):
+            al.feed(True, ts[i : i + step], 0)
+            al.feed(False, tc[i : i + step], 0)
+        for tx in al.pop_ready():
+            al.eve_fields(tx)
+        al.flow_eve_fields()
