@@ -7,6 +7,10 @@ as the bus path (responders/policy.py) and runs the responders that declare ``fa
 (``tcp-reset``) at once, on that thread: a reset is a race against the server's answer, and
 the bus hop (sensor → Redis → responder) is the largest share of capture-to-send time.
 
+If the listener falls behind and the bus copy is handled first, the bus path acts as
+without a fast path and the late datagram is dropped (counted as ``late``): one alert is
+never acted on twice by this process.
+
 The bus stays the record. When the bus copy of the same alert arrives (matched by sensor,
 flow id, signature and capture timestamp), :meth:`FastPath.take` hands the finished calls to
 the service, which records them in the decisions stream (``details.path = "fast"``), runs
@@ -79,6 +83,7 @@ class FastStats:
     acted: int = 0  # alerts the fast responders ran on
     not_triggered: int = 0  # the policy did not ask for an enforced response
     claimed: int = 0  # bus copies that found their fast calls
+    late: int = 0  # datagrams that arrived after their bus copy was handled (not acted on)
     unmatched: int = 0  # fast calls whose bus copy never came (dropped after pending_s)
     malformed: int = 0
 
@@ -98,6 +103,8 @@ class FastPath:
         self.pending_s = pending_s
         self.stats = FastStats()
         self._pending: OrderedDict[tuple[Any, ...], FastCall] = OrderedDict()
+        # Alerts whose bus copy came first (the listener fell behind): never acted on twice.
+        self._bus_first: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -168,6 +175,9 @@ class FastPath:
         with self._lock:
             if key in self._pending:
                 return  # the same alert twice: acted on already
+            if key in self._bus_first:
+                self.stats.late += 1  # the bus copy overtook it and was handled: nothing to do
+                return
             self._pending[key] = call
         self.stats.acted += 1
         for name, responder in self.fast.items():
@@ -194,6 +204,10 @@ class FastPath:
             call = self._pending.pop(key, None)
             if call is not None:
                 on_claim(call)
+            else:  # handled from the bus: a datagram arriving later must not act again
+                self._bus_first[key] = None
+                while len(self._bus_first) > _MAX_PENDING:
+                    self._bus_first.popitem(last=False)
         if call is not None:
             self.stats.claimed += 1
         return call

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,11 +202,11 @@ def _decisions(client: Any, after: str = "-") -> list[dict[str, str]]:
     return [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in rows]
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> None:
+def _wait(predicate: Any, timeout: float, what: str, detail: Any = None) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            pytest.fail(f"timed out waiting for {what}" + (f": {detail()}" if detail else ""))
         time.sleep(0.1)
 
 
@@ -276,7 +277,9 @@ def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
         results = _sessions(lab, SESSIONS, "run", timeout=SESSIONS * (SERVER_DELAY_S + 1) + 30)
         _wait(lambda: len(_server_results(server_log)) >= SESSIONS + 1, 20, "the server's results")
         _wait(lambda: sum(d["outcome"] in ("confirmed", "failed")
-                          for d in _decisions(client, start)) >= SESSIONS, 20, "verdicts")  # fmt: skip
+                          for d in _decisions(client, start)) >= SESSIONS, 20, "verdicts",
+              lambda: (Counter(d["outcome"] for d in _decisions(client, start)),
+                       (tmp_path / "respond-prevent.log").read_text()[-2000:]))  # fmt: skip
         served = _server_results(server_log)
         both = [r for r in results if r["client"] == "reset" and served.get(r["req"]) == "reset"]
         decisions = _decisions(client, start)

@@ -178,3 +178,11 @@ def test_sensor_reads_the_same_fast_socket_setting(tmp_path: Path) -> None:
     config, warnings = load_config(str(conf), env={}, sets=())
     assert config.output.fast_socket == "/run/sekimori/fast.sock"
     assert not warnings
+
+
+def test_a_datagram_that_arrives_after_its_bus_copy_does_not_act(tmp_path: Path) -> None:
+    quick = Quick({})
+    fast = FastPath(_cfg(tmp_path), {"quick": quick})
+    assert fast.take(_eve(), lambda c: None) is None  # the bus copy came first
+    fast.handle(orjson.dumps(_eve()), time.time())
+    assert quick.calls == [] and fast.stats.late == 1
