@@ -19,9 +19,10 @@ from typing import Any
 
 from sensor.applayer import AppLayer
 from sensor.applayer.common import AppLayerSettings, Transaction
-from signatures.buffers import APP_BUFFERS, TRANSFORMED_SUFFIX, buffer_direction
+from signatures.buffers import APP_BUFFERS, TRANSFORM_SEPARATOR, buffer_direction
 from signatures.compiler import AppGroup, CompiledRuleset
 from signatures.rule import Signature
+from signatures.transforms import apply_chain, split_name
 from signatures.txvalues import NUMERIC_VALUES
 
 # Buffers the application layer fills: every registered application buffer but these (no
@@ -51,17 +52,15 @@ def rule_direction(sig: Signature) -> int:
     return ANY
 
 
-def _dotprefix(value: Any) -> Any:
-    if isinstance(value, list):
-        return [b"." + v for v in value]
-    return None if value is None else b"." + value
-
-
 def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
     if name in NUMERIC_VALUES:  # numeric values (tls.version, dns.opcode, file.size ...)
         return tx.values.get(name)
-    if name.endswith(TRANSFORMED_SUFFIX):  # Suricata's dotprefix transform
-        return _dotprefix(tx_value(tx, name.removesuffix(TRANSFORMED_SUFFIX), to_server))
+    if TRANSFORM_SEPARATOR in name:  # a transformed buffer: "http.uri#to_lowercase"
+        base, chain = split_name(name)
+        value = tx_value(tx, base, to_server)
+        if isinstance(value, list):
+            return [apply_chain(chain, v) for v in value]
+        return None if value is None else apply_chain(chain, value)
     if name in _PER_HEADER:
         return _header_lines(tx.get("http.header", _PER_HEADER[name]))
     d = buffer_direction(name)

@@ -53,10 +53,6 @@ APP_BUFFERS: frozenset[str] = frozenset(
         "http.server",
         "http.request_header",
         "http.response_header",
-        # the dotprefix transform applied to a name buffer ("dns.query; dotprefix;")
-        "dns.query.dotprefix",
-        "tls.sni.dotprefix",
-        "http.host.dotprefix",
         # files (HTTP bodies as files, SMTP attachments, ...)
         "file.data",
         "file.name",
@@ -223,12 +219,13 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
 )
 
 
-TRANSFORMED_SUFFIX = ".dotprefix"
+# A transformed buffer is named "<base>#<transform>..." (see signatures/transforms.py).
+TRANSFORM_SEPARATOR = "#"
 
 
 def buffer_direction(name: str) -> str:
     """ "ts", "tc" or "both" for an application buffer (unknown ones count as both)."""
-    return BUFFER_DIRECTION.get(name.removesuffix(TRANSFORMED_SUFFIX), _BOTH)
+    return BUFFER_DIRECTION.get(name.split(TRANSFORM_SEPARATOR, 1)[0], _BOTH)
 
 
 def buffer_app_proto(name: str) -> str | None:

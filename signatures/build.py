@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sensor.errors import RuleError, UnsupportedKeyword
 from sensor.packet import Packet
 from signatures import flowkw
-from signatures.buffers import TRANSFORMED_SUFFIX, buffer_app_proto, sticky_buffer_name
+from signatures.buffers import buffer_app_proto
 from signatures.classification import Classifications
 from signatures.events import EVENT_KEYWORDS, parse_event_keyword
 from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
@@ -26,6 +26,7 @@ from signatures.header import PACKET_KEYWORDS
 from signatures.payload import PayloadBuilder
 from signatures.rule import INSPECT_PACKET, INSPECT_STREAM, INSPECT_STREAM_ONLY, Signature
 from signatures.suricata_keywords import UNSUPPORTED_KEYWORDS
+from signatures.transforms import TRANSFORM_KEYWORDS
 from signatures.txvalues import TX_VALUE_KEYWORDS, VALUE_OF, compile_tx_value
 
 # rule protocol -> (L4 protocol numbers or None for any, IP version restriction)
@@ -142,19 +143,11 @@ class SignatureBuilder:
         draft = _Draft()
         payload = PayloadBuilder(self._supported_buffers)
         urilen: list[str | None] = []
-        previous = ""
         for opt in parsed.options:
             name, value = opt.name, opt.value
-            if name == "dotprefix":
-                # A transform on the sticky buffer just named: inspect its dotted form.
-                base = sticky_buffer_name(previous)
-                if base is None:
-                    raise RuleError("dotprefix must follow a sticky buffer")
-                payload.add(base + TRANSFORMED_SUFFIX, None, False)
-                previous = name
-                continue
-            previous = name
-            if name in _META:
+            if name in TRANSFORM_KEYWORDS:  # to_lowercase, dotprefix ... on the sticky buffer
+                payload.transform(name, value, opt.quoted)
+            elif name in _META:
                 self._meta(draft, name, value)
             elif name in PACKET_KEYWORDS:
                 parse, forces_packet = PACKET_KEYWORDS[name]

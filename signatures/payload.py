@@ -44,6 +44,13 @@ from signatures.payload_plan import (
     max_reach,
 )
 from signatures.payload_rules import apply_modifier, check_bsize, parse_bsize, parse_isdataat
+from signatures.transforms import (
+    SEPARATOR,
+    check_content,
+    parse_transform,
+    split_name,
+    transformed_name,
+)
 
 __all__ = ["BufferProgram", "FastPattern", "MatchEnv", "PayloadBuilder", "PayloadSpec"]
 
@@ -122,6 +129,7 @@ class PayloadBuilder:
         self._vars: dict[str, set[str]] = {}
         self._b64: _Item | None = None
         self._fast_pattern_seen = False
+        self._fresh = False  # the active sticky buffer has no keyword yet (transforms go here)
 
     def claims(self, name: str) -> bool:
         return name in _CLAIMED
@@ -160,7 +168,7 @@ class PayloadBuilder:
                 raise RuleError("base64_data: needs a preceding base64_decode")
             self._switch(BASE64_DATA, "base64_data")
         elif name == "pkt_data":
-            self._buffer, self._sticky = PKT_DATA, False
+            self._buffer, self._sticky, self._fresh = PKT_DATA, False, False
         else:
             target = sticky_buffer_name(name)
             if target is None:  # pragma: no cover - claims() guards this
@@ -171,6 +179,14 @@ class PayloadBuilder:
         if buffer not in self._supported:
             raise UnsupportedKeyword(written)
         self._buffer, self._sticky = buffer, True
+        self._fresh = buffer != BASE64_DATA
+
+    def transform(self, name: str, value: str | None, quoted: bool) -> None:
+        """A transform keyword: the active sticky buffer becomes its transformed version."""
+        if not self._fresh or self._buffer in HEADER_BUFFERS:
+            raise RuleError(f"{name}: transforms must directly follow a sticky buffer")
+        base, chain = split_name(self._buffer)
+        self._buffer = transformed_name(base, (*chain, parse_transform(name, value, quoted)))
 
     def _known(self) -> frozenset[str]:
         # Variables are rule-wide: Suricata lets a byte_math result from ipv4.hdr feed a
@@ -179,9 +195,12 @@ class PayloadBuilder:
 
     def _append(self, item: _Item) -> None:
         self._items.append(item)
+        self._fresh = False
 
     def _content(self, value: str | None, quoted: bool) -> None:
         pattern, negated = parse_pattern(value, quoted)
+        if SEPARATOR in self._buffer:
+            check_content(split_name(self._buffer)[1], pattern)
         cd = ContentSpec(pattern, negated, self._buffer, len(self._items))
         self._last_content = cd
         self._append(_Item(self._buffer, content=cd))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
     [
-        "urilen",
         "app-layer-state",
         "flow.age",
         "flow.pkts",
@@ -88,18 +87,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "template",
         "template2",
         "tftp",
-        "to_md5",
-        "to_sha1",
-        "to_sha256",
-        "compress_whitespace",
-        "strip_whitespace",
-        "url_decode",
-        "pcrexform",
-        "header_lowercase",
-        "strip_pseudo_headers",
-        "xor",
-        "to_lowercase",
-        "to_uppercase",
         "from_base64",
         "http2.frametype",
         "http2.errorcode",
