@@ -168,8 +168,8 @@ class SignatureBuilder:
             elif name in TX_VALUE_KEYWORDS:
                 compile_tx_value(name, value)  # validate now; detection compiles its own
                 draft.tx_values.append((name, value))
-            elif name == "filestore":
-                pass  # file extraction is not implemented; the rule still alerts
+            elif name in ("filestore", "tls.store"):
+                pass  # file/certificate extraction is not implemented; the rule still alerts
             elif name == "urilen":
                 urilen.append(value)
             elif payload.claims(name):

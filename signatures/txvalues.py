@@ -1,7 +1,8 @@
-"""Keywords on a transaction's values: tls.version, dns.opcode, dns.rrtype, the file
-keywords filename, fileext, filesize (on the HTTP response's file), the legacy SSH keywords
-ssh.protoversion and ssh.softwareversion (on the ssh.proto / ssh.software buffers of the
-packet's direction) and ftpbounce (on FTP's PORT command).
+"""Keywords on a transaction's values: tls.version, ssl_version, tls_cert_notbefore,
+tls_cert_notafter, dns.opcode, dns.rrtype, the file keywords filename, fileext, filesize
+(on the HTTP response's file), the legacy SSH keywords ssh.protoversion and
+ssh.softwareversion (on the ssh.proto / ssh.software buffers of the packet's direction) and
+ftpbounce (on FTP's PORT command).
 
 Scope: parse the keyword into a (value name, predicate) pair checked against
 ``Transaction.values`` of the application layer. Signatures keep only the (keyword, value)
@@ -16,17 +17,21 @@ from typing import Any
 
 from sensor.errors import RuleError
 from signatures.numeric import parse_uint
+from signatures.txtime import cert_time_test
 
-TX_VALUE_KEYWORDS = {"tls.version": "tls", "dns.opcode": "dns", "dns.rrtype": "dns",
+TX_VALUE_KEYWORDS = {"tls.version": "tls", "ssl_version": "tls", "tls_cert_notbefore": "tls",
+                     "tls_cert_notafter": "tls", "dns.opcode": "dns", "dns.rrtype": "dns",
                      "filename": "http", "fileext": "http", "filesize": "http",
                      "ssh.protoversion": "ssh", "ssh.softwareversion": "ssh",
                      "ftpbounce": "ftp"}  # fmt: skip
 # names of the values they read: numbers in Transaction.values, the others buffers
 NUMERIC_VALUES = frozenset({"tls.version", "dns.opcode", "dns.rrtype", "file.size",
-                            "ftp.bounce"})  # fmt: skip
+                            "ftp.bounce", "tls.cert_notbefore", "tls.cert_notafter"})  # fmt: skip
 VALUE_OF = {"filename": "file.name", "fileext": "file.name", "filesize": "file.size",
             "ssh.protoversion": "ssh.proto", "ssh.softwareversion": "ssh.software",
-            "ftpbounce": "ftp.bounce"}  # fmt: skip
+            "ftpbounce": "ftp.bounce", "ssl_version": "tls.version",
+            "tls_cert_notbefore": "tls.cert_notbefore",
+            "tls_cert_notafter": "tls.cert_notafter"}  # fmt: skip
 _PROTOVERSION_RE = re.compile(r'\s*"?\s*([0-9]+(?:[.\-0-9]+)?|2_compat)\s*"?\s*')
 _SOFTWAREVERSION_RE = re.compile(r'\s*"?\s*([0-9a-zA-Z:._+\-\s]+?)\s*"?\s*')
 
@@ -52,6 +57,10 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
         if negated:
             return "tls.version", lambda v: v != version
         return "tls.version", lambda v: v == version
+    if keyword == "ssl_version":
+        return "tls.version", _ssl_version_test(text)
+    if keyword in ("tls_cert_notbefore", "tls_cert_notafter"):
+        return VALUE_OF[keyword], cert_time_test(keyword, text)
     if keyword == "dns.opcode":
         return "dns.opcode", parse_uint("dns.opcode", text, 15).test
     if keyword == "dns.rrtype":
@@ -101,3 +110,24 @@ def _protoversion_test(value: str) -> Callable[[Any], bool]:
     if wanted == b"2_compat":
         return lambda v: bytes(v)[:1] == b"2" or bytes(v)[:4] == b"1.99"
     return lambda v: bytes(v) == wanted
+
+
+_SSL_VERSIONS = {"sslv2": 0x0002, "sslv3": 0x0300, "tls1.0": 0x0301, "tls1.1": 0x0302,
+                 "tls1.2": 0x0303, "tls1.3": 0x0304}  # fmt: skip
+
+
+def _ssl_version_test(text: str) -> Callable[[Any], bool]:
+    """ssl_version:sslv3,tls1.0 matches any listed version. As in Suricata 7, a negated
+    entry (``!tls1.2``) only stops that version from matching: it never matches by itself."""
+    wanted: set[int] = set()
+    for item in text.split(","):
+        name = item.strip().lower()
+        negated = name.startswith("!")
+        name = name.lstrip("!").strip()
+        if name not in _SSL_VERSIONS:
+            raise RuleError(f"ssl_version: unknown version '{item.strip()}'")
+        if not negated:
+            wanted.add(_SSL_VERSIONS[name])
+    if not wanted and not text.strip():
+        raise RuleError("ssl_version: needs a version")
+    return lambda v: v in wanted or (v >= 0x7F00 and 0x0304 in wanted)  # TLS 1.3 drafts

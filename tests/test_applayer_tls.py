@@ -289,3 +289,13 @@ def test_client_certificate_fills_the_to_server_buffers() -> None:
     assert tx.get("tls.cert_subject", False) == (
         b"C=AU, ST=Some-State, O=Internet Widgits Pty Ltd, CN=bench.test"
     )
+
+
+def test_hello_random_and_certificate_validity_values() -> None:
+    ts, tc = tls_session()
+    _, tx = run(ts, tc)
+    assert tx.get("tls.random", True) == b"\x11" * 32
+    assert tx.get("tls.random_time", True) == b"\x11" * 4
+    assert tx.get("tls.random_bytes", False) == b"\x22" * 28
+    assert tx.values["tls.cert_notbefore"] == 1704067200  # 2024-01-01T00:00:00Z
+    assert tx.values["tls.cert_notafter"] == 4102444799  # 2099-12-31T23:59:59Z

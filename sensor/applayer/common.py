@@ -47,6 +47,10 @@ DUAL_DIRECTION_BUFFERS = frozenset(
         # SSH banners: the client's (to server) and the server's (to client)
         "ssh.proto",
         "ssh.software",
+        # the hello's random: the client's to server, the server's to client
+        "tls.random",
+        "tls.random_time",
+        "tls.random_bytes",
     }
 )
 

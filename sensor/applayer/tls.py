@@ -17,7 +17,9 @@ Non-goals: SSLv2 parsing (only detected), session resumption state, EVE for clie
 
 from __future__ import annotations
 
+import calendar
 import struct
+import time
 from collections.abc import Callable
 
 from sensor.applayer.common import (
@@ -186,6 +188,7 @@ class TlsParser:
         tx.buffers["ja3.string"] = text.encode()
         tx.buffers["ja3.hash"] = md5_hex(text).encode()
         tx.buffers["ja4.hash"] = ja4(hello).encode()
+        _set_random(tx, hello.random, True)
         if not self.data.version:
             self.data.version = hello.version
             tx.values["tls.version"] = hello.version
@@ -198,6 +201,7 @@ class TlsParser:
         text = ja3s_string(hello)
         tx.set_buffer("ja3s.string", text.encode(), False)
         tx.set_buffer("ja3s.hash", md5_hex(text).encode(), False)
+        _set_random(tx, hello.random, False)
         self.data.version = negotiated_version(hello)
         tx.values["tls.version"] = self.data.version
         tx.progress_tc = max(tx.progress_tc, PROGRESS_LINE)
@@ -233,9 +237,30 @@ class TlsParser:
                 tx.set_buffer(name, value.encode("utf-8"), to_server)
             if cert.san:
                 tx.set_buffer("tls.subjectaltname", list(cert.san), to_server)
+            if not to_server:  # tls_cert_notbefore/notafter read the server's certificate
+                for name, stamp in (("tls.cert_notbefore", cert.not_before),
+                                    ("tls.cert_notafter", cert.not_after)):  # fmt: skip
+                    epoch = _epoch(stamp)
+                    if epoch is not None:
+                        tx.values[name] = epoch
         if not to_server:
             tx.progress_tc = max(tx.progress_tc, PROGRESS_HEADERS)
         self._on_update(tx)
+
+
+def _epoch(stamp: str) -> int | None:
+    try:
+        return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def _set_random(tx: Transaction, random: bytes, to_server: bool) -> None:
+    """tls.random (32 bytes), tls.random_time (its first 4) and tls.random_bytes (the 28
+    others) of the hello sent in this direction."""
+    tx.set_buffer("tls.random", random, to_server)
+    tx.set_buffer("tls.random_time", random[:4], to_server)
+    tx.set_buffer("tls.random_bytes", random[4:], to_server)
 
 
 def eve_tls(tx: Transaction) -> dict[str, object]:
