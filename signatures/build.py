@@ -24,6 +24,7 @@ from signatures.events import EVENT_KEYWORDS, parse_event_keyword
 from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
 from signatures.header import PACKET_KEYWORDS
 from signatures.payload import PayloadBuilder
+from signatures.requires import check_requires
 from signatures.rule import INSPECT_PACKET, INSPECT_STREAM, INSPECT_STREAM_ONLY, Signature
 from signatures.suricata_keywords import UNSUPPORTED_KEYWORDS
 from signatures.transforms import TRANSFORM_KEYWORDS
@@ -140,6 +141,9 @@ class SignatureBuilder:
             l4, ipver = _PROTOCOLS[proto]
         else:
             raise UnsupportedKeyword(f"protocol {proto}")
+        for opt in parsed.options:  # as Suricata: requirements first, before any keyword
+            if opt.name == "requires":
+                check_requires(opt.value)
         draft = _Draft()
         payload = PayloadBuilder(self._supported_buffers)
         urilen: list[str | None] = []
@@ -282,8 +286,7 @@ class SignatureBuilder:
             d.target = t
         elif name == "noalert":
             d.noalert = True
-        elif name == "requires":
-            raise UnsupportedKeyword("requires")
+        # requires is checked before any keyword (signatures/requires.py).
         # prefilter and tag change nothing about what matches.
 
 
