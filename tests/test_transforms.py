@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -15,7 +16,7 @@ from sensor.pipeline import RunRequest, run
 from signatures.transforms import apply_chain, check_content, parse_transform
 
 
-def _apply(*keywords: tuple[str, str | None]) -> object:
+def _apply(*keywords: tuple[str, str | None]) -> Callable[[bytes], bytes]:
     chain = tuple(parse_transform(k, v, quoted=v is not None) for k, v in keywords)
     return lambda data: apply_chain(chain, data)
 
