@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PKGS := libpcap-dev redis-server nftables iproute2 tcpdump
+SYSTEM_PKGS := libpcap-dev libmagic1 redis-server nftables iproute2 tcpdump
 PACKAGES := sensor signatures responders cli tests
 PYTEST_ARGS ?=
 

@@ -13,7 +13,7 @@ import click
 
 from cli.common import CliState, load
 from sensor.config import Config
-from sensor.pipeline import SENSOR_BUFFERS
+from sensor.pipeline import sensor_buffers
 from signatures.ruleset import load_ruleset
 from signatures.variables import Variables
 
@@ -41,7 +41,7 @@ def check(state: CliState, files: tuple[str, ...], sets: tuple[str, ...], quiet:
     config = load(state, sets)
     _ruleset, report = load_ruleset(
         files, _variables(config), classification_file=config.detect.classification_file,
-        cache_dir=None, supported_buffers=SENSOR_BUFFERS,
+        cache_dir=None, supported_buffers=sensor_buffers(),
     )  # fmt: skip
     errors = [i for i in report.issues if i.severity == "error"]
     if not quiet:
@@ -66,7 +66,7 @@ def stats(state: CliState, files: tuple[str, ...], sets: tuple[str, ...]) -> Non
     config = load(state, sets)
     ruleset, report = load_ruleset(
         files, _variables(config), classification_file=config.detect.classification_file,
-        cache_dir=None, supported_buffers=SENSOR_BUFFERS,
+        cache_dir=None, supported_buffers=sensor_buffers(),
     )  # fmt: skip
     names = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", -1: "other"}
     click.echo(f"ruleset {ruleset.version}: {report.loaded} rules, "

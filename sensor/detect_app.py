@@ -8,27 +8,36 @@ the response is checked on packets towards the client, one on request buffers on
 towards the server, and one on buffers both sides fill (``file.data``, ``http.header``...)
 in either direction with that direction's version.
 
-Non-goals: file extraction keywords (filename, filemagic, filestore), HTTP/2.
+File keywords read the HTTP response's file (its body): filename/fileext/filesize through
+``Transaction.values``/``file.name``, filemagic/``file.magic`` through libmagic
+(sensor/applayer/magic.py), computed lazily only when a rule needs it.
+
+Non-goals: file extraction (filestore stores nothing), request-side files, HTTP/2.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from sensor.applayer import AppLayer
 from sensor.applayer.common import AppLayerSettings, Transaction
+from sensor.applayer.magic import LibMagic, MagicUnavailable, magic_input
 from signatures.buffers import APP_BUFFERS, TRANSFORM_SEPARATOR, buffer_direction
 from signatures.compiler import AppGroup, CompiledRuleset
 from signatures.rule import Signature
 from signatures.transforms import apply_chain, split_name
 from signatures.txvalues import NUMERIC_VALUES
 
-# Buffers the application layer fills: every registered application buffer but these (no
-# file extraction yet); rules on them are reported "not yet supported".
-_NOT_PRODUCED = frozenset({"file.name", "file.magic"})
+# Buffers the application layer fills: every registered application buffer but these
+# (file.name is read by filename/fileext, not as a sticky buffer); rules on them are reported
+# "not yet supported". file.magic needs libmagic: see sensor.pipeline.sensor_buffers().
+_NOT_PRODUCED = frozenset({"file.name"})
 APP_LAYER_BUFFERS = APP_BUFFERS - _NOT_PRODUCED
+
+log = logging.getLogger("sekimori.detect")
 
 # Buffers derived from another one on demand: one entry per header line, "Name: value".
 _PER_HEADER = {"http.request_header": True, "http.response_header": False}
@@ -84,6 +93,13 @@ class TxSource:
         self._direction = {s.order: rule_direction(s) for s in ruleset.signatures if s.app_buffers}
         # Protocol detection runs only when some rule depends on it.
         self.enabled = bool(self._groups) or any(s.app_proto for s in ruleset.signatures)
+        # one libmagic cookie for the engine's lifetime, only if a rule reads file.magic
+        self._magic: LibMagic | None = None
+        if any("file.magic" in s.app_buffers for s in ruleset.signatures):
+            try:
+                self._magic = LibMagic()
+            except MagicUnavailable as exc:  # the loader skips such rules; this is a backstop
+                log.warning("file.magic will not match: %s", exc)
 
     def feed(self, flow: Any, to_server: bool, data: bytes, ts_sec: int) -> list[Transaction]:
         app = flow.app
@@ -104,6 +120,8 @@ class TxSource:
         group = self._groups.get(proto or "")
         if group is None:
             return []
+        if self._magic is not None and not to_server:
+            self._file_magic(tx, self._magic)
         want = TS if to_server else TC
         cand: set[int] = set(group.always)
         for name, (db, users) in group.prefilters.items():
@@ -115,6 +133,19 @@ class TxSource:
                     cand.update(users[pid])
         direction = self._direction
         return sorted(o for o in cand if direction.get(o, ANY) & want)
+
+    @staticmethod
+    def _file_magic(tx: Transaction, magic: LibMagic) -> None:
+        """Describe the response file once (Suricata: at 512 bytes or when complete, over all
+        bytes it holds then). Request bodies are not files here: Suricata makes files of
+        multipart parts and PUT bodies, which sekimori does not extract."""
+        if tx.proto != "http" or "file.magic" in tx.buffers_tc:
+            return
+        body = tx.get("file.data", False)
+        data = magic_input(body, tx.to_client_done) if isinstance(body, bytes) else None
+        description = magic.describe(data) if data is not None else None
+        if description is not None:
+            tx.set_buffer("file.magic", description, False)
 
 
 def iter_values(value: Any) -> Iterable[bytes]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sensor.applayer.common import AppLayerSettings
+from sensor.applayer.magic import libmagic_missing
 from sensor.capture import LiveCapture, open_capture
 from sensor.config import Config
 from sensor.decode import DecodeConfig, Decoder
@@ -47,6 +48,16 @@ log = logging.getLogger("sekimori.sensor")
 
 # Buffers this sensor can produce: packet/stream data, headers, and the app-layer buffers.
 SENSOR_BUFFERS = SUPPORTED_BUFFERS | APP_LAYER_BUFFERS
+
+
+def sensor_buffers() -> frozenset[str]:
+    """SENSOR_BUFFERS as this process can produce them: ``file.magic`` only when libmagic
+    loads, otherwise its rules are skipped with that reason (not a failure at run time)."""
+    missing = libmagic_missing()
+    if missing is None:
+        return SENSOR_BUFFERS
+    log.warning("filemagic/file.magic rules will be skipped: %s", missing)
+    return SENSOR_BUFFERS - {"file.magic"}
 
 
 @dataclass(frozen=True)
@@ -347,7 +358,7 @@ def _load_rules(config: Config, request: RunRequest) -> tuple[CompiledRuleset, R
         classification_file=config.detect.classification_file,
         cache_dir=config.detect.cache_dir or default_cache_dir(),
         strict=request.strict,
-        supported_buffers=SENSOR_BUFFERS,
+        supported_buffers=sensor_buffers(),
     )  # fmt: skip
 
 

@@ -91,7 +91,6 @@ ALIASES: Mapping[str, str] = MappingProxyType(
     {
         "file_data": "file.data",
         "filename": "file.name",
-        "filemagic": "file.magic",
         "dns_query": "dns.query",
         "tls_sni": "tls.sni",
         "tls_cert_subject": "tls.cert_subject",

@@ -169,6 +169,8 @@ class SignatureBuilder:
             elif name in _LEGACY_TLS:  # tls.subject:"x" is content "x" in tls.cert_subject
                 payload.add(_LEGACY_TLS[name], None, False)
                 payload.add("content", value, opt.quoted)
+            elif name == "filemagic":  # Suricata 7: content "x"; nocase; in file.magic
+                payload.content_in("file.magic", name, value, opt.quoted)
             elif name in TX_VALUE_KEYWORDS:
                 compile_tx_value(name, value)  # validate now; detection compiles its own
                 draft.tx_values.append((name, value))

@@ -176,10 +176,16 @@ class PayloadBuilder:
             self._switch(target, name)
 
     def _switch(self, buffer: str, written: str) -> None:
-        if buffer not in self._supported:
-            raise UnsupportedKeyword(written)
+        self._require(buffer, written)
         self._buffer, self._sticky = buffer, True
         self._fresh = buffer != BASE64_DATA
+
+    def _require(self, buffer: str, written: str) -> None:
+        if buffer == "file.magic" and buffer not in self._supported:
+            raise RuleError(f"{written}: needs libmagic, which this process cannot load "
+                            "(install libmagic1)", category="needs libmagic")  # fmt: skip
+        if buffer not in self._supported:
+            raise UnsupportedKeyword(written)
 
     def transform(self, name: str, value: str | None, quoted: bool) -> None:
         """A transform keyword: the active sticky buffer becomes its transformed version."""
@@ -187,6 +193,16 @@ class PayloadBuilder:
             raise RuleError(f"{name}: transforms must directly follow a sticky buffer")
         base, chain = split_name(self._buffer)
         self._buffer = transformed_name(base, (*chain, parse_transform(name, value, quoted)))
+
+    def content_in(self, buffer: str, written: str, value: str | None, quoted: bool) -> None:
+        """A nocase content in ``buffer`` that leaves the sticky buffer alone: Suricata 7's
+        legacy ``filemagic:"x"`` is ``content:"x"; nocase;`` moved into ``file.magic``."""
+        self._require(buffer, written)
+        self._content(value, quoted)
+        cd = self._need_content(written)
+        cd.buffer, cd.moved_by = buffer, written
+        self._items[-1].buffer = buffer
+        apply_modifier(cd, "nocase", None, self._known())
 
     def _known(self) -> frozenset[str]:
         # Variables are rule-wide: Suricata lets a byte_math result from ipv4.hdr feed a
