@@ -117,16 +117,11 @@ class Detector:
         txs: list[Transaction] = []
         self._app_before = None
         if flow is not None and self._tx.enabled and fstate is not None:
-            data = (
-                new_data if p.proto == IPPROTO_TCP else p.payload if p.proto == IPPROTO_UDP else b""
-            )
-            if data:
+            if p.proto == IPPROTO_TCP and flow.tcp_session:
+                txs = self._tx.feed_tcp(p, flow, fstate, new_data)
+            elif p.proto == IPPROTO_UDP and p.payload:
                 known = app_proto_of(p)
-                if flow.app is None and p.to_server and data[:5] == b"HTTP/":
-                    # Picked up midstream with the server's response first: the app layer
-                    # sees the flow the right way round, as Suricata reverses it.
-                    fstate.app_reversed = True
-                txs = self._tx.feed(flow, p.to_server ^ fstate.app_reversed, data, p.ts_sec)
+                txs = self._tx.feed(flow, p.to_server, p.payload, p.ts_sec)
                 if known is None and app_proto_of(p) is not None:
                     fstate.app_pending = p.to_server
             txs = self._with_deferred(txs, p.to_server, fstate)
@@ -165,6 +160,16 @@ class Detector:
                     p = pseudo_packet(flow, to_server, ts_sec, ts_usec)
                     out.extend((sig, p) for sig in self.inspect(p))
                 d.new_data = b""
+        fs = flow.detect
+        if fs is not None and self._tx.enabled and flow.proto == IPPROTO_TCP:
+            for to_server in (True, False):  # data never acknowledged: Suricata's flush
+                grown = self._tx.parse_upto(flow, fs, to_server, None, ts_sec)
+                if grown or (fs.tx_later_ts if to_server else fs.tx_later_tc):
+                    p = pseudo_packet(flow, to_server, ts_sec, ts_usec)
+                    alerts_end: list[Signature] = []
+                    for tx in self._with_deferred(grown, to_server, fs):
+                        self._inspect_tx(tx, p, fs, (b"", b"", b""), alerts_end)
+                    out.extend((sig, p) for sig in alerts_end)
         txs = self._tx.close(flow) if self._tx.enabled else []
         if txs:
             fstate = flow.detect if flow.detect is not None else FlowDetectState()

@@ -25,6 +25,9 @@ from typing import Any
 from sensor.applayer import AppLayer
 from sensor.applayer.common import AppLayerSettings, Transaction
 from sensor.applayer.magic import LibMagic, MagicUnavailable, magic_input
+from sensor.detect_state import FlowDetectState
+from sensor.packet import TH_ACK, TH_RST, Packet
+from sensor.stream import seq_diff
 from signatures.buffers import APP_BUFFERS, TRANSFORM_SEPARATOR, buffer_direction
 from signatures.compiler import AppGroup, CompiledRuleset
 from signatures.rule import Signature
@@ -101,13 +104,71 @@ class TxSource:
             except MagicUnavailable as exc:  # the loader skips such rules; this is a backstop
                 log.warning("file.magic will not match: %s", exc)
 
-    def feed(self, flow: Any, to_server: bool, data: bytes, ts_sec: int) -> list[Transaction]:
+    def app_of(self, flow: Any) -> AppLayer:
         app = flow.app
         if app is None:
             app = flow.app = AppLayer(self._settings, flow.proto, flow.sport, flow.dport,
                                       flow.src if flow.ipver == 4 else None)  # fmt: skip
+        return app
+
+    def feed(self, flow: Any, to_server: bool, data: bytes, ts_sec: int) -> list[Transaction]:
+        app = self.app_of(flow)
         app.feed(to_server, data, ts_sec)
         return app.pop_ready()
+
+    def feed_tcp(self, p: Packet, flow: Any, fs: FlowDetectState,
+                 new_data: bytes) -> list[Transaction]:  # fmt: skip
+        """Feed the app layer as Suricata's IDS mode does: a direction's data is detected on
+        arrival (packet rules see the protocol at once) but parsed only when the other side
+        acknowledges it, so transaction rules see it on the acknowledging packet and, through
+        Detector._with_deferred, on the sender's next packet. A flow whose peer was never seen
+        (Suricata's async stream) and a RST's own data are parsed at once; data never
+        acknowledged is parsed at flow end (flow_end)."""
+        if new_data:
+            first = flow.app is None
+            app = self.app_of(flow)
+            known = app.proto_name
+            if first and p.to_server and new_data[:5] == b"HTTP/":
+                # Picked up midstream with the server's response first: the app layer
+                # sees the flow the right way round, as Suricata reverses it.
+                fs.app_reversed = True
+            app.sniff(p.to_server ^ fs.app_reversed, new_data)
+            if known is None and app.proto_name is not None:
+                fs.app_pending = p.to_server
+            d = flow.toserver if p.to_server else flow.toclient
+            (fs.unparsed_ts if p.to_server else fs.unparsed_tc).append(
+                (d.new_data_offset, new_data)
+            )
+        txs: list[Transaction] = []
+        one_sided = (flow.pkts_toclient if p.to_server else flow.pkts_toserver) == 0
+        if one_sided or p.tcp_flags & TH_RST or p.pcap_cnt == 0:  # pcap_cnt 0: pseudo packet
+            txs += self.parse_upto(flow, fs, p.to_server, None, p.ts_sec)
+        if p.tcp_flags & TH_ACK:
+            peer = flow.toclient if p.to_server else flow.toserver
+            if peer is not None and (fs.unparsed_tc if p.to_server else fs.unparsed_ts):
+                acked = peer.delivered + seq_diff(p.ack, peer.next_seq)
+                txs += self.parse_upto(flow, fs, not p.to_server, acked, p.ts_sec)
+        return txs
+
+    def parse_upto(self, flow: Any, fs: FlowDetectState, to_server: bool, upto: int | None,
+                   ts_sec: int) -> list[Transaction]:  # fmt: skip
+        """Feed the app layer one sender's unparsed data up to stream offset ``upto`` (all
+        of it when None); the transactions that grew."""
+        queue = fs.unparsed_ts if to_server else fs.unparsed_tc
+        chunks: list[bytes] = []
+        while queue:
+            off, data = queue[0]
+            if upto is not None and off + len(data) > upto:
+                if upto > off:  # a partly acknowledged segment: its acknowledged head
+                    chunks.append(data[: upto - off])
+                    queue[0] = (upto, data[upto - off :])
+                break
+            chunks.append(data)
+            queue.pop(0)
+        if not chunks:
+            return []
+        direction = to_server ^ fs.app_reversed
+        return self.feed(flow, direction, b"".join(chunks), ts_sec)
 
     def close(self, flow: Any) -> list[Transaction]:
         app = flow.app

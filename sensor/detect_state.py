@@ -33,6 +33,8 @@ class FlowDetectState:
         "tx_done",
         "tx_later_tc",
         "tx_later_ts",
+        "unparsed_tc",
+        "unparsed_ts",
     )
 
     def __init__(self) -> None:
@@ -46,6 +48,10 @@ class FlowDetectState:
         # transactions grown by one direction, to inspect on the other's next packet too
         self.tx_later_ts: list[Any] = []
         self.tx_later_tc: list[Any] = []
+        # TCP data per sender, (stream offset, bytes), that the peer has not acknowledged
+        # yet: the app layer parses it on the acknowledging packet (Suricata's IDS mode)
+        self.unparsed_ts: list[tuple[int, bytes]] = []
+        self.unparsed_tc: list[tuple[int, bytes]] = []
         # The app protocol as packet rules see it (Suricata's timing, see Detector.inspect),
         # and the direction of the data that revealed it while that is not yet visible.
         self.app_visible: str | None = None

@@ -65,6 +65,7 @@ class AppLayer:
         "_parser",
         "_pending",
         "_seen",
+        "_sniffed",
         "_undecided",
         "cfg",
         "client_ip",
@@ -89,6 +90,7 @@ class AppLayer:
         self._pending: list[tuple[bool, bytes]] = []  # data held back until detection decides
         self._seen = {True: bytearray(), False: bytearray()}  # TCP: first bytes per direction
         self._undecided = {True: True, False: True}  # direction may still match a pattern
+        self._sniffed = False  # detection runs on arrival (sniff), parsing on feed
         self._dirty: list[Transaction] = []
         self._dirty_ids: set[int] = set()
 
@@ -110,18 +112,31 @@ class AppLayer:
         if not data or self.proto_name == FAILED:
             return
         if self.proto_name is None:
-            self._detect(to_server, data)
+            if self._sniffed:  # sniff() decides; hold the bytes for the parser meanwhile
+                self._pending.append((to_server, data))
+                self._bound_pending()
+            else:
+                self._detect(to_server, data)
             return
         if self._parser is not None:
             self._parser.feed(to_server, data)
+
+    def sniff(self, to_server: bool, data: bytes) -> None:
+        """TCP: protocol detection on bytes as they arrive, ahead of :meth:`feed`, which the
+        engine calls only once the peer acknowledged them (Suricata's IDS mode parses a
+        direction on the other side's ACK). Once used, ``feed`` no longer detects."""
+        self._sniffed = True
+        if data and self.proto_name is None:
+            self._detect(to_server, data, hold=False)
 
     def close(self) -> None:
         """The flow ended: finish messages delimited by connection close (HTTP bodies)."""
         if isinstance(self._parser, HttpParser):
             self._parser.close()
 
-    def _detect(self, to_server: bool, data: bytes) -> None:
-        self._pending.append((to_server, data))
+    def _detect(self, to_server: bool, data: bytes, hold: bool = True) -> None:
+        if hold:
+            self._pending.append((to_server, data))
         if self.ipproto == _IPPROTO_UDP:
             found = detect_protocol(data, to_server, self.ipproto, self.sport, self.dport)
             if (
