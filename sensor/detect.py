@@ -12,7 +12,9 @@ inspected on the packet that delivers it (not when the peer acknowledges it), so
 packet carrying an attack raises the alert. A pattern split across segments is found by
 inspecting a bridge window ``tail + new data``, where the tail is the last ``max_reach``
 bytes already inspected; a bridge match counts only when the tail alone does not match,
-so content already alerted on is not reported again.
+so content already alerted on is not reported again. Transactions, by contrast, follow
+Suricata's timing: the app layer parses a direction once the peer acknowledged it
+(TxSource.feed_tcp), so transaction rules alert where Suricata's do.
 """
 
 from __future__ import annotations
