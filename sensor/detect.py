@@ -133,8 +133,16 @@ class Detector:
         alerts: list[Signature] = []
         passed = self._run(self._packet_candidates(p, fstate, ctx), p, fstate, ctx, alerts)
         if txs and not passed and fstate is not None:
+            # pkt_data of a transaction rule: this direction's data handed to the parser since
+            # its last packet (consumed here, so a later transaction does not see it again)
+            parsed = fstate.parsed_ts if p.to_server else fstate.parsed_tc
+            if p.to_server:
+                fstate.parsed_ts = b""
+            else:
+                fstate.parsed_tc = b""
+            tx_ctx: StreamCtx = (parsed, b"", parsed) if parsed else ctx
             for tx in txs:
-                if self._inspect_tx(tx, p, fstate, ctx, alerts):
+                if self._inspect_tx(tx, p, fstate, tx_ctx, alerts):
                     break
 
         if new_data and fstate is not None and self._reach > 1:

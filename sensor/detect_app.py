@@ -167,8 +167,12 @@ class TxSource:
             queue.pop(0)
         if not chunks:
             return []
-        direction = to_server ^ fs.app_reversed
-        return self.feed(flow, direction, b"".join(chunks), ts_sec)
+        data = b"".join(chunks)
+        if to_server:
+            fs.parsed_ts = data
+        else:
+            fs.parsed_tc = data
+        return self.feed(flow, to_server ^ fs.app_reversed, data, ts_sec)
 
     def close(self, flow: Any) -> list[Transaction]:
         app = flow.app

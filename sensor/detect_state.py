@@ -28,6 +28,8 @@ class FlowDetectState:
         "ints",
         "ipo_toclient",
         "ipo_toserver",
+        "parsed_tc",
+        "parsed_ts",
         "tail_toclient",
         "tail_toserver",
         "tx_done",
@@ -52,6 +54,10 @@ class FlowDetectState:
         # yet: the app layer parses it on the acknowledging packet (Suricata's IDS mode)
         self.unparsed_ts: list[tuple[int, bytes]] = []
         self.unparsed_tc: list[tuple[int, bytes]] = []
+        # per sender, the bytes its last acknowledgement handed to the parser: the pkt_data a
+        # transaction rule's stream contents see (Suricata inspects the raw stream up to the ACK)
+        self.parsed_ts = b""
+        self.parsed_tc = b""
         # The app protocol as packet rules see it (Suricata's timing, see Detector.inspect),
         # and the direction of the data that revealed it while that is not yet visible.
         self.app_visible: str | None = None
