@@ -42,6 +42,11 @@ APP_LAYER_BUFFERS = APP_BUFFERS - _NOT_PRODUCED
 
 log = logging.getLogger("sekimori.detect")
 
+# Parsed on arrival, not on the ACK: their state is read on packets, and packet rules run on
+# arrival (SSH: encrypted data is no longer inspected, every alert carries the ssh object;
+# FTP: ftpbounce checks the PORT command of the packet carrying it).
+_PARSED_ON_ARRIVAL = frozenset({"ssh", "ftp"})
+
 # Buffers derived from another one on demand: one entry per header line, "Name: value".
 _PER_HEADER = {"http.request_header": True, "http.response_header": False}
 
@@ -122,7 +127,7 @@ class TxSource:
         arrival (packet rules see the protocol at once) but parsed only when the other side
         acknowledges it, so transaction rules see it on the acknowledging packet and, through
         Detector._with_deferred, on the sender's next packet. A flow whose peer was never seen
-        (Suricata's async stream) and a RST's own data are parsed at once; data never
+        (Suricata's async stream), a RST's own data, SSH and FTP are parsed at once; data never
         acknowledged is parsed at flow end (flow_end)."""
         if new_data:
             first = flow.app is None
@@ -141,7 +146,8 @@ class TxSource:
             )
         txs: list[Transaction] = []
         one_sided = (flow.pkts_toclient if p.to_server else flow.pkts_toserver) == 0
-        if one_sided or p.tcp_flags & TH_RST or p.pcap_cnt == 0:  # pcap_cnt 0: pseudo packet
+        at_once = one_sided or p.tcp_flags & TH_RST or p.pcap_cnt == 0  # 0: pseudo packet
+        if at_once or (flow.app is not None and flow.app.proto_name in _PARSED_ON_ARRIVAL):
             txs += self.parse_upto(flow, fs, p.to_server, None, p.ts_sec)
         if p.tcp_flags & TH_ACK:
             peer = flow.toclient if p.to_server else flow.toserver
