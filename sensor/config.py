@@ -108,6 +108,16 @@ def _choice(*choices: str) -> Callable[[object], str]:
     return parse
 
 
+def _parse_inline(value: object) -> str:
+    """Suricata's stream.inline: ``auto`` or a boolean, kept as auto/yes/no."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return "yes" if parse_bool(value) else "no"
+    except ValueError:
+        raise ValueError(f"expected auto or a boolean, got {value!r}") from None
+
+
 def _parse_mode(value: object) -> str:
     mode = str(value).strip().lower()
     if mode not in ("detect", "prevent"):
@@ -138,6 +148,7 @@ _SETTINGS: Mapping[str, _Setting] = MappingProxyType(
     {
         "stream.midstream": _S("stream", "midstream", parse_bool),
         "stream.async-oneside": _S("stream", "async_oneside", parse_bool),
+        "stream.inline": _S("stream", "inline", _parse_inline),
         "stream.memcap": _S("stream", "memcap", parse_size),
         "stream.reassembly.depth": _S("stream", "reassembly_depth", parse_size),
         "stream.reassembly.memcap": _S("stream", "reassembly_memcap", parse_size),

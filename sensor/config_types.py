@@ -22,6 +22,7 @@ class StreamConfig:
     max_ooo_bytes: int = 262144  # bytes held out of order per direction
     max_ooo_segments: int = 1024
     memcap: int = 67108864
+    inline: str = "auto"  # stream.inline: auto (= on in prevent mode), yes, no
 
 
 @dataclass(frozen=True)

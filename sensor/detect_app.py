@@ -127,8 +127,9 @@ class TxSource:
         arrival (packet rules see the protocol at once) but parsed only when the other side
         acknowledges it, so transaction rules see it on the acknowledging packet and, through
         Detector._with_deferred, on the sender's next packet. A flow whose peer was never seen
-        (Suricata's async stream), a RST's own data, SSH and FTP are parsed at once; data never
-        acknowledged is parsed at flow end (flow_end)."""
+        (Suricata's async stream), a RST's own data, SSH and FTP are parsed at once, and all
+        data in inline mode (``stream.inline``, on in prevent mode); data never acknowledged
+        is parsed at flow end (flow_end)."""
         if new_data:
             first = flow.app is None
             app = self.app_of(flow)
@@ -146,7 +147,8 @@ class TxSource:
             )
         txs: list[Transaction] = []
         one_sided = (flow.pkts_toclient if p.to_server else flow.pkts_toserver) == 0
-        at_once = one_sided or p.tcp_flags & TH_RST or p.pcap_cnt == 0  # 0: pseudo packet
+        at_once = (self._settings.inline or one_sided or p.tcp_flags & TH_RST
+                   or p.pcap_cnt == 0)  # 0: pseudo packet  # fmt: skip
         if at_once or (flow.app is not None and flow.app.proto_name in _PARSED_ON_ARRIVAL):
             txs += self.parse_upto(flow, fs, p.to_server, None, p.ts_sec)
         if p.tcp_flags & TH_ACK:

@@ -364,9 +364,11 @@ def _load_rules(config: Config, request: RunRequest) -> tuple[CompiledRuleset, R
 
 def app_settings(config: Config) -> AppLayerSettings:
     a = config.app_layer
+    inline = config.stream.inline  # auto: Suricata's inline timing when preventing
     return AppLayerSettings(
         http=a.http, dns=a.dns, tls=a.tls, request_body_limit=a.request_body_limit,
         response_body_limit=a.response_body_limit, decompress_layer_limit=a.decompress_layer_limit,
+        inline=inline == "yes" or (inline == "auto" and config.mode == "prevent"),
     )  # fmt: skip
 
 

@@ -106,6 +106,7 @@ def _sample(key: str, default: object) -> tuple[str, object]:
         "logging.format": ("json", "json"),
         "rule-files": ("a.rules, b.rules", ("a.rules", "b.rules")),
         "sensor.mode": ("prevent", "prevent"),
+        "stream.inline": ("true", "yes"),
     }
     if key in special:
         return special[key]

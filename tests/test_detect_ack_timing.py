@@ -22,12 +22,13 @@ PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + 
 TAIL = b"\n%%EOF-marker\n"
 
 
-def _alerts(tmp_path: Path, frames: list[bytes], rules: list[str]) -> dict[int, object]:
+def _alerts(tmp_path: Path, frames: list[bytes], rules: list[str],
+            sets: tuple[str, ...] = ()) -> dict[int, object]:  # fmt: skip
     pcap = write_pcap(tmp_path / "in.pcap", frames)
     rule_file = tmp_path / "t.rules"
     rule_file.write_text("\n".join(rules) + "\n")
     eve = tmp_path / "eve.json"
-    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "c")])
+    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "c"), *sets])
     run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rule_file),), eve=str(eve)))
     records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
     alerts = [r for r in records if r["event_type"] == "alert"]
@@ -74,3 +75,17 @@ def test_unacknowledged_data_is_inspected_at_flow_end(tmp_path: Path) -> None:
     s.send(True, b"GET /files/report.pdf HTTP/1.1\r\nHost: example.test\r\n\r\n")
     got = _alerts(tmp_path, s.frames, RULES[:1])  # the capture ends before the server's ACK
     assert got == {1: None}  # on the flow-end pseudo packet, which has no pcap_cnt
+
+
+def test_inline_mode_parses_on_arrival(tmp_path: Path) -> None:
+    """stream.inline (auto: on in prevent mode) parses as Suricata's inline mode: the request
+    rule fires on the segment carrying the request, which a TCP reset needs."""
+    want = {1: 4, 4: 6}  # the request's own packet; the response head's own packet
+    for i, sets in enumerate((("stream.inline=yes",), ("sensor.mode=prevent",))):
+        (tmp_path / str(i)).mkdir()
+        got = _alerts(tmp_path / str(i), _download(), [RULES[0], RULES[3]], sets)
+        assert got == want, sets
+    (tmp_path / "off").mkdir()
+    ids = _alerts(tmp_path / "off", _download(), [RULES[0]],
+                  ("sensor.mode=prevent", "stream.inline=no"))  # fmt: skip
+    assert ids == {1: 7}  # explicitly off: IDS timing even when preventing

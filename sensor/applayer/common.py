@@ -77,6 +77,10 @@ class AppLayerSettings:
     * ``ssh_hassh``: compute HASSH from the KEXINITs (``app-layer.protocols.ssh.hassh``; off
       by default, switched on by the detection engine when a rule uses an ``ssh.hassh*``
       buffer, as Suricata does).
+    * ``inline``: parse a direction's TCP data when it arrives instead of when the peer
+      acknowledges it (``stream.inline``; Suricata's IDS mode waits for the ACK, its inline
+      mode does not). On in prevent mode, so a transaction rule fires on the segment that
+      completes the request and a TCP reset can still win the race.
     """
 
     http: bool = True
@@ -96,6 +100,7 @@ class AppLayerSettings:
     detect_max_bytes: int = 2048
     max_transactions: int = 1024
     ssh_hassh: bool = False
+    inline: bool = False  # parse TCP data on arrival, as Suricata's inline (IPS) mode does
 
 
 class Transaction:
