@@ -2,7 +2,7 @@
 
 Scope: ``run(config, request)`` wires the stages for one capture file or live interface,
 runs until the source ends (or SIGTERM/SIGINT on a live interface), and returns a
-``RunSummary``. Everything per packet happens in ``_Loop.packet``; keep it lean.
+``RunSummary``. Everything per packet happens in ``PacketLoop.packet``; keep it lean.
 
 Failure behaviour: a corrupt or truncated capture is processed up to the damage and the
 summary says where it stopped; a packet that cannot be decoded is counted by anomaly and
@@ -14,33 +14,29 @@ counters, SIGTERM stops after flushing every output.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sensor.applayer.common import AppLayerSettings
 from sensor.applayer.magic import libmagic_missing
 from sensor.capture import LiveCapture, open_capture
 from sensor.config import Config
-from sensor.decode import DecodeConfig, Decoder
 from sensor.detect import Detector
 from sensor.detect_app import APP_LAYER_BUFFERS
 from sensor.errors import SekimoriError
-from sensor.extensions import AlertEvent, Extensions, build_extensions
-from sensor.flow import FlowTable
-from sensor.output.alert import AlertBuilder
+from sensor.extensions import build_extensions
 from sensor.output.eve import EveWriter
 from sensor.output.fast_respond import FastChannel
 from sensor.output.sinks import EveSink, RedisSink
 from sensor.packet import Packet
+from sensor.packet_loop import PacketLoop, app_settings, capture_drops
 from sensor.runcontrol import Pidfile, RunControl
 from signatures.compiler import CompiledRuleset
-from signatures.rule import Signature
 from signatures.ruleset import SUPPORTED_BUFFERS, RulesetReport, load_ruleset
 from signatures.variables import Variables
 
@@ -113,161 +109,6 @@ def _log_ruleset(report: RulesetReport) -> None:
         log.info("  skipped %6d  %s", n, reason)
 
 
-class _Loop:
-    """The per-packet path and its counters."""
-
-    def __init__(self, config: Config, detector: Detector, ext: Extensions) -> None:
-        d = config.defrag
-        self.decoder = Decoder(DecodeConfig(defrag_max_datagrams=d.trackers,
-                                            defrag_max_fragments=d.max_frags,
-                                            defrag_timeout=d.timeout, defrag_memcap=d.memcap))  # fmt: skip
-        self.flows = FlowTable(config.flow, config.stream)
-        self.detector = detector
-        self.app_settings = app_settings(config)
-        self.observers = tuple(ext.observers)
-        self.policies = tuple(ext.policies)
-        self.sinks = tuple(ext.sinks)
-        self.tickers = tuple(ext.tickers)
-        self.mode = config.mode
-        self.alerts_builder = AlertBuilder(config.mode)
-        self.live = False
-        self.packets = 0
-        self.bytes = 0
-        self.alerts = 0
-        self.suppressed = 0
-        self.by_severity: Counter[int] = Counter()
-        self.next_expire = 0
-        self.last_sec = self.last_usec = 0
-        self.source: Any = None
-        self.run_info: dict[str, Any] = {}
-        self.stats_interval = config.output.stats_interval
-        self.last_stats = 0.0
-        self.started = time.monotonic()
-
-    def packet(self, p: Packet) -> None:
-        self.packets += 1
-        self.last_sec, self.last_usec = p.ts_sec, p.ts_usec
-        self.bytes += p.wirelen
-        extra = self.decoder.decode(p)
-        if not p.bad:
-            self._inspect(p)
-        if extra is not None and not extra.bad:
-            self._inspect(extra)
-        if p.ts_sec >= self.next_expire:
-            self.end_flows(self.flows.expire(p.ts_sec), p.ts_sec, p.ts_usec)
-            self.next_expire = p.ts_sec + 1
-
-    def end_flows(self, flows: list[Any], ts_sec: int, ts_usec: int) -> None:
-        for f in flows:
-            for sig, pseudo in self.detector.flow_end(f, ts_sec, ts_usec):
-                self._emit([sig], pseudo)
-
-    def finish(self) -> None:
-        """End of input: every flow ends now (at the last packet's time)."""
-        self.end_flows(self.flows.flush_all(), self.last_sec, self.last_usec)
-
-    def _inspect(self, p: Packet) -> None:
-        if p.ipver and (p.l4_off >= 0 or p.proto not in (6, 17, 1, 58)) and not p.frag:
-            self.flows.process(p)
-        hits = self.detector.inspect(p)
-        for obs in self.observers:
-            more = obs.observe(p)
-            if more:
-                hits = [*hits, *more]
-        if hits:
-            self._emit(hits, p)
-
-    def _emit(self, hits: list[Signature], p: Packet) -> None:
-        for sig in hits:
-            record = self.alerts_builder.record(sig, p)
-            tx = self.detector.alert_txs.get(sig.order)
-            app = p.flow.app if p.flow is not None else None
-            if tx is not None and app is not None:
-                record.update(app.eve_fields(tx))  # the http / dns / tls / ssh object
-            elif app is not None:
-                record.update(app.flow_eve_fields())  # ssh: on every alert of the flow
-            event = AlertEvent(record, sig, p)
-            if not all(policy.annotate(event) for policy in self.policies):
-                self.suppressed += 1
-                continue
-            self.alerts += 1
-            self.by_severity[sig.severity] += 1
-            for sink in self.sinks:
-                sink.write(event)
-
-    # -- housekeeping ------------------------------------------------------------------
-    def counters(self) -> dict[str, int]:
-        """Dotted counters in Suricata's stats naming where it has one."""
-        kernel, iface = _drops(self.source)
-        c: dict[str, int] = {
-            "capture.packets": self.packets,
-            "capture.bytes": self.bytes,
-            "capture.kernel_drops": kernel,
-            "capture.iface_drops": iface,
-            "detect.alerts": self.alerts,
-            "detect.alerts_suppressed": self.suppressed,
-            "detect.candidates": self.detector.stats.candidates,
-            "detect.checked": self.detector.stats.checked,
-        }
-        for sev, n in self.by_severity.items():
-            c[f"detect.alerts_severity_{sev}"] = n
-        for name, n in self.decoder.stats.items():
-            c[f"decoder.{name}"] = n
-        for name, n in self.flows.stats.as_dict().items():
-            c[f"flow.{name}"] = n
-        for name, n in self.flows.events.items():
-            c[f"events.{name}"] = n
-        for obs in self.observers:
-            stats_of = getattr(obs, "stats", None)
-            if callable(stats_of):
-                for name, n in stats_of().items():
-                    c[f"behaviour.{name}"] = n
-        for sink in self.sinks:
-            stats = getattr(sink, "stats", None)
-            if stats is not None and hasattr(stats, "snapshot"):
-                for name, n in stats.snapshot().items():
-                    c[f"bus.{name}"] = n
-        return c
-
-    def tick(self, now: float) -> None:
-        if self.tickers:
-            counters = self.counters()
-            for ticker in self.tickers:
-                ticker.tick(now, counters)
-        if self.stats_interval and now - self.last_stats >= self.stats_interval:
-            self.write_stats(now)
-        for sink in self.sinks:
-            t = getattr(sink, "tick", None)
-            if t is not None:
-                t()
-            elif self.live:  # a running sensor's EVE file shows its alerts within a second
-                flush = getattr(sink, "flush", None)
-                if flush is not None:
-                    flush()
-
-    def write_stats(self, now: float) -> None:
-        """An EVE ``stats`` event with every counter (stats.interval, and at the end)."""
-        self.last_stats = now
-        sinks = [s for s in self.sinks if isinstance(s, EveSink)]
-        if not sinks:
-            return
-        counters = self.counters()
-        counters["detect.rules_loaded"] = self.run_info.get("rules_loaded", 0)
-        counters["detect.rules_skipped"] = self.run_info.get("rules_skipped", 0)
-        sec = int(now)
-        usec = int((now - sec) * 1e6)
-        uptime = int(time.monotonic() - self.started)
-        for sink in sinks:
-            sink.write_stats(sec, usec, uptime, counters)
-
-    def swap_ruleset(self, ruleset: CompiledRuleset) -> None:
-        """New rules from the next packet on; flows, flowbits and hostbits are kept."""
-        old = self.detector
-        new = Detector(ruleset, self.app_settings)
-        new.hostbits, new.thresholds = old.hostbits, old.thresholds
-        self.detector = new
-
-
 def run(config: Config, request: RunRequest,
         rules: tuple[CompiledRuleset, RulesetReport] | None = None) -> RunSummary:  # fmt: skip
     """Run one capture or interface; ``rules`` lets a caller reuse an already loaded set
@@ -290,13 +131,14 @@ def run(config: Config, request: RunRequest,
                                    fast=fast))  # fmt: skip
     if request.eve is not None:
         ext.sinks.append(EveSink(EveWriter(request.eve)))
-    loop = _Loop(config, Detector(ruleset, app_settings(config)), ext)
+    loop = PacketLoop(config, Detector(ruleset, app_settings(config)), ext)
     loop.live = request.iface is not None
     loop.run_info = ext.run_info
     profiler = _profiler(request, loop)
     control = RunControl()
     pidfile = Pidfile(request.pidfile or config.pidfile)
     try:
+        _freeze_heap()
         pidfile.write()
         if request.pcap is not None:
             source: Any = open_capture(request.pcap)
@@ -317,6 +159,7 @@ def run(config: Config, request: RunRequest,
         loop.tick(end)
         loop.write_stats(end)
     finally:
+        gc.unfreeze()  # the run is over: its ruleset may be collected like anything else
         control.restore()
         ext.close()
         pidfile.remove()
@@ -326,7 +169,7 @@ def run(config: Config, request: RunRequest,
 
         profiler.stop()
         profile_text = format_report(profiler.report())
-    kernel, iface = _drops(loop.source)
+    kernel, iface = capture_drops(loop.source)
     return RunSummary(
         packets=loop.packets, bytes=loop.bytes, flows=loop.flows.stats.flows_created,
         alerts=loop.alerts, alerts_by_severity=dict(loop.by_severity),
@@ -339,7 +182,7 @@ def run(config: Config, request: RunRequest,
     )  # fmt: skip
 
 
-def _profiler(request: RunRequest, loop: _Loop) -> Any:
+def _profiler(request: RunRequest, loop: PacketLoop) -> Any:
     if not (request.profile or request.profile_rules):
         return None
     from sensor.profile import Profiler
@@ -362,17 +205,22 @@ def _load_rules(config: Config, request: RunRequest) -> tuple[CompiledRuleset, R
     )  # fmt: skip
 
 
-def app_settings(config: Config) -> AppLayerSettings:
-    a = config.app_layer
-    inline = config.stream.inline  # auto: Suricata's inline timing when preventing
-    return AppLayerSettings(
-        http=a.http, dns=a.dns, tls=a.tls, request_body_limit=a.request_body_limit,
-        response_body_limit=a.response_body_limit, decompress_layer_limit=a.decompress_layer_limit,
-        inline=inline == "yes" or (inline == "auto" and config.mode == "prevent"),
-    )  # fmt: skip
+def _freeze_heap(after_reload: bool = False) -> None:
+    """Take the compiled ruleset out of the cyclic garbage collector's sight.
+
+    With ET Open loaded a full collection walks ~100k long-lived objects (40-65 ms on the
+    bench VM), and allocation on the packet path triggers one now and then: a pause on the
+    live path that costs latency and, on a busy link, ring drops. Frozen objects are never
+    scanned. After a reload the previous ruleset's cycles are collected once, then the new
+    heap is frozen again. :func:`run` unfreezes when it returns (callers such as the test
+    suite or ``tune replay`` run many times in one process)."""
+    if after_reload:
+        gc.unfreeze()
+        gc.collect()
+    gc.freeze()
 
 
-def _service(loop: _Loop, control: RunControl, config: Config, request: RunRequest) -> None:
+def _service(loop: PacketLoop, control: RunControl, config: Config, request: RunRequest) -> None:
     """Act on SIGHUP / SIGUSR1 between packets."""
     if control.reload:
         control.reload = False
@@ -383,6 +231,7 @@ def _service(loop: _Loop, control: RunControl, config: Config, request: RunReque
         else:
             _log_ruleset(report)
             loop.swap_ruleset(ruleset)
+            _freeze_heap(after_reload=True)
             loop.run_info.update(ruleset_version=ruleset.version, rules_loaded=report.loaded)
             for sink in loop.sinks:
                 if isinstance(sink, RedisSink):
@@ -394,7 +243,7 @@ def _service(loop: _Loop, control: RunControl, config: Config, request: RunReque
             log.info("stats %s = %d", name, value)
 
 
-def _drive_file(loop: _Loop, source: Any, frames: Any, request: RunRequest,
+def _drive_file(loop: PacketLoop, source: Any, frames: Any, request: RunRequest,
                 control: RunControl, config: Config) -> None:  # fmt: skip
     progress = request.progress
     total = getattr(source, "size", 0) or 0
@@ -421,7 +270,7 @@ def _drive_file(loop: _Loop, source: Any, frames: Any, request: RunRequest,
         progress(total, total)
 
 
-def _drive_live(loop: _Loop, source: Any, control: RunControl, config: Config,
+def _drive_live(loop: PacketLoop, source: Any, control: RunControl, config: Config,
                 request: RunRequest) -> None:  # fmt: skip
     cnt = 0
     next_tick = 0.0
@@ -461,14 +310,3 @@ def _publisher(config: Config, request: RunRequest) -> Any:
     return AlertPublisher(BusConfig(url=url, stream=config.output.redis_stream,
                                     sensor_id=config.sensor_id, spool_dir=spool,
                                     maxlen=config.output.redis_maxlen))  # fmt: skip
-
-
-def _drops(source: Any) -> tuple[int, int]:
-    stats = getattr(source, "stats", None)
-    if callable(stats):
-        try:
-            _recv, kernel, iface = stats()
-            return int(kernel), int(iface)
-        except Exception:  # stats are best effort after the capture closed
-            return 0, 0
-    return 0, 0

@@ -150,3 +150,30 @@ def test_bad_rule_is_skipped_not_fatal(tmp_path: Path, bad: str) -> None:
     s = TcpSession().handshake().send(True, b"hit").close()
     rules = bad + 'alert tcp any any -> any any (content:"hit"; sid:2;)\n'
     assert _sids(_alerts(tmp_path, s.frames, rules)) == [2]
+
+
+def test_the_ruleset_is_frozen_out_of_the_gc_while_running_and_released_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full collection with ET Open loaded takes tens of ms: the run freezes its heap (the
+    compiled ruleset) so the packet path never pauses for it, and unfreezes when it ends."""
+    import gc
+
+    import sensor.packet_loop as packet_loop
+
+    counts: list[int] = []
+    real = packet_loop.PacketLoop.finish
+
+    def finish(self: packet_loop.PacketLoop) -> None:
+        counts.append(gc.get_freeze_count())
+        real(self)
+
+    monkeypatch.setattr(packet_loop.PacketLoop, "finish", finish)
+    rules = tmp_path / "r.rules"
+    rules.write_text('alert tcp any any -> any any (content:"x"; sid:1;)\n')
+    pcap = tmp_path / "empty.pcap"
+    pcap.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "c")])
+    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rules),), eve=None))
+    assert counts and counts[0] > 0  # frozen while packets were processed
+    assert gc.get_freeze_count() == 0  # released when the run returned
