@@ -18,6 +18,7 @@ modes (stream sources only).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -139,8 +140,12 @@ class RespondService:
             except ResponderError:
                 self.stop()
                 raise
+        # What exists now lives as long as the process: keep the cyclic collector from
+        # walking it (a pause on the fast path's thread holds the GIL). stop() releases it.
+        gc.freeze()
 
     def stop(self) -> None:
+        gc.unfreeze()
         if self.fast is not None:
             self.fast.stop()
         for responder in reversed(self._started):
