@@ -96,6 +96,7 @@ bench:
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/alerts.py
 	$(BIN)/python bench/hs_modes.py
+	$(BIN)/python bench/capture_floor.py
 
 # Each target runs SEKIMORI_FUZZ_SECONDS (default 60) seconds; atheris is installed on first use.
 fuzz:

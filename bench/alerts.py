@@ -25,8 +25,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sensor.config import load_config  # noqa: E402
-from sensor.pipeline import RunRequest, run  # noqa: E402
+from sensor.config import load_config
+from sensor.pipeline import RunRequest, run
 
 
 def _free_port() -> int:
