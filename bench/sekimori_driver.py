@@ -32,7 +32,7 @@ from sensor.workers import run_parallel
 @contextlib.contextmanager
 def profiled(profiler: Profiler) -> Iterator[None]:
     """Instrument every pipeline loop built in this process (capture stage included)."""
-    base_loop, base_open = pipeline._Loop, pipeline.open_capture
+    base_loop, base_open = pipeline.PacketLoop, pipeline.open_capture
 
     class Loop(base_loop):  # type: ignore[misc, valid-type]
         def __init__(self, *args: object) -> None:
@@ -59,14 +59,14 @@ def profiled(profiler: Profiler) -> Iterator[None]:
         return Source(base_open(path))
 
     checks = detect.header_ok, detect.packet_buffers_ok
-    pipeline._Loop, pipeline.open_capture = Loop, open_capture  # type: ignore[misc, assignment]
+    pipeline.PacketLoop, pipeline.open_capture = Loop, open_capture  # type: ignore[misc, assignment]
     if profiler.rules:  # the per-signature steps of Detector._run, charged per rule
         detect.header_ok = profiler.rule_timed(checks[0], "header")
         detect.packet_buffers_ok = profiler.rule_timed(checks[1], "payload")
     try:
         yield
     finally:
-        pipeline._Loop, pipeline.open_capture = base_loop, base_open  # type: ignore[misc]
+        pipeline.PacketLoop, pipeline.open_capture = base_loop, base_open  # type: ignore[misc]
         detect.header_ok, detect.packet_buffers_ok = checks
 
 
