@@ -30,6 +30,7 @@ from sensor.packet import (
     TH_URG,
     Packet,
 )
+from signatures.checksums import CHECKSUM_KEYWORDS
 from signatures.numeric import parse_uint
 
 Check = Callable[[Packet], bool]
@@ -306,4 +307,5 @@ PACKET_KEYWORDS: dict[str, tuple[Callable[[str | None], Check], bool]] = {
     "icmp_id": (icmp_id, False),
     "icmp_seq": (icmp_seq, False),
     "app-layer-protocol": (app_layer_protocol, False),
+    **{name: (parse, False) for name, parse in CHECKSUM_KEYWORDS.items()},
 }
