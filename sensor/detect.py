@@ -35,6 +35,7 @@ from sensor.detect_state import (
 from sensor.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from signatures.compiler import OTHER, CompiledRuleset
 from signatures.payload import MatchEnv
+from signatures.pcre_vars import apply as apply_captures
 from signatures.rule import Signature
 from signatures.txvalues import compile_tx_value
 
@@ -302,6 +303,8 @@ class Detector:
             if not self._thresholds_allow(sig, p):
                 continue
             self._post_match(sig, p, fs)
+            if env.captures and sig.payload is not None and sig.payload.var_kinds:
+                apply_captures(env.captures, p, fs.vars if fs is not None else None)
             # Suricata applies pass/drop/reject of IP-only and app-layer rules to the whole
             # flow (first decision wins); the rest of the flow is not inspected.
             flow_wide = sig.action != "alert" and (sig.ip_only or sig.app_proto is not None)

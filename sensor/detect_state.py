@@ -37,11 +37,13 @@ class FlowDetectState:
         "tx_later_ts",
         "unparsed_tc",
         "unparsed_ts",
+        "vars",
     )
 
     def __init__(self) -> None:
         self.bits: set[str] = set()
         self.ints: dict[str, int] = {}
+        self.vars: dict[str, bytes] = {}  # flow variables (pcre captures into flow:...)
         self.ipo_toserver = False
         self.ipo_toclient = False
         self.tail_toserver = b""

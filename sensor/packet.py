@@ -90,6 +90,7 @@ class Packet:
         "payload",  # bytes: L4 payload (for non-first fragments / unknown L4: IP payload)
         # capture
         "pcap_cnt",  # 1-based index of the frame in the capture / since start
+        "pktvars",  # dict[str, bytes] of packet variables set by matched rules, or None
         "proto",  # L4 protocol number (IPv6: after extension headers)
         "seq",
         "sport",  # TCP/UDP ports; 0 otherwise
@@ -153,6 +154,7 @@ class Packet:
         self.events: list[str] | None = None
         self.bad = False
         self.flow: Flow | None = None
+        self.pktvars: dict[str, bytes] | None = None
         self.to_server = True
         self.stream_added = False
         self.iface: str | None = None

@@ -84,8 +84,16 @@ def _order_key(sig: Signature, index: int) -> tuple[int, ...]:
     flowbits = [b for b in (*sig.bit_checks, *sig.bit_actions) if b.kind == "flowbits"]
     flowint_w, flowint_r = bool(sig.flowint_actions), bool(sig.flowint_checks)
     flowint = 1 if flowint_w and flowint_r else 0 if flowint_w else 2 if flowint_r else FB_NONE
-    return (ACTION_ORDER.get(sig.action, 3), cls(flowbits), flowint, cls(hostbits), cls(xbits),
-            sig.severity, index)  # fmt: skip
+    # flowvar / pktvar classes: pcre captures set them, the flowvar/pktvar keywords read them
+    kinds = sig.payload.var_kinds if sig.payload is not None else frozenset()
+    reads = {name for name, _ in sig.check_specs}
+
+    def var_cls(kind: str, keyword: str) -> int:
+        w, r = kind in kinds, keyword in reads
+        return 1 if w and r else 0 if w else 2 if r else FB_NONE
+
+    return (ACTION_ORDER.get(sig.action, 3), cls(flowbits), flowint, var_cls("flow", "flowvar"),
+            var_cls("pkt", "pktvar"), cls(hostbits), cls(xbits), sig.severity, index)  # fmt: skip
 
 
 def order_signatures(sigs: Sequence[Signature]) -> tuple[Signature, ...]:

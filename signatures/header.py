@@ -32,6 +32,7 @@ from sensor.packet import (
 )
 from signatures.checksums import CHECKSUM_KEYWORDS
 from signatures.numeric import parse_uint
+from signatures.pcre_vars import flowvar, pktvar
 
 Check = Callable[[Packet], bool]
 
@@ -308,4 +309,6 @@ PACKET_KEYWORDS: dict[str, tuple[Callable[[str | None], Check], bool]] = {
     "icmp_seq": (icmp_seq, False),
     "app-layer-protocol": (app_layer_protocol, False),
     **{name: (parse, False) for name, parse in CHECKSUM_KEYWORDS.items()},
+    "flowvar": (flowvar, False),  # reads flow variables set by pcre captures
+    "pktvar": (pktvar, False),
 }

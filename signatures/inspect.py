@@ -35,13 +35,16 @@ U32 = 0xFFFFFFFF
 class MatchEnv:
     """Mutable scratch for one rule evaluation; call :meth:`reset` before each rule."""
 
-    __slots__ = ("_lower_buf", "_lower_src", "calls", "offset", "pcre_start", "vars")
+    __slots__ = ("_lower_buf", "_lower_src", "calls", "captures", "offset", "pcre_start", "vars")
 
     def __init__(self) -> None:
         self.vars: dict[str, int] = {}
         self.offset = 0  # Suricata's buffer_offset: end of the last relative anchor
         self.pcre_start = 0  # where a retried pcre resumes (match start + 1), 0 = fresh
         self.calls = 0  # recursion counter against RECURSION_LIMIT
+        # pcre captures bound for flow/packet variables: (kind, name) -> value, applied
+        # only when the whole rule matches (signatures/pcre_vars.py)
+        self.captures: dict[tuple[str, str], bytes] = {}
         self._lower_src: bytes | None = None
         self._lower_buf = b""
 
@@ -50,6 +53,8 @@ class MatchEnv:
         self.offset = 0
         self.pcre_start = 0
         self.calls = 0
+        if self.captures:
+            self.captures = {}
 
     def lowered(self, buf: bytes) -> bytes:
         """ASCII-lowercased copy of ``buf``, computed once per buffer for nocase contents."""

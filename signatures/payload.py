@@ -44,6 +44,7 @@ from signatures.payload_plan import (
     max_reach,
 )
 from signatures.payload_rules import apply_modifier, check_bsize, parse_bsize, parse_isdataat
+from signatures.pcre_vars import cut_capture_names, parse_captures
 from signatures.transforms import (
     SEPARATOR,
     check_content,
@@ -104,6 +105,7 @@ class PayloadSpec:
     programs: Mapping[str, BufferProgram]  # buffer name -> program, in first-use order
     fast_pattern: FastPattern | None  # None: the rule has no content usable as fast pattern
     max_reach: int | None  # bytes one pkt_data match can span; None = unbounded
+    var_kinds: frozenset[str] = frozenset()  # "flow"/"pkt" variables its pcre captures set
 
 
 @dataclass
@@ -130,6 +132,7 @@ class PayloadBuilder:
         self._b64: _Item | None = None
         self._fast_pattern_seen = False
         self._fresh = False  # the active sticky buffer has no keyword yet (transforms go here)
+        self._var_kinds: set[str] = set()  # "flow"/"pkt": variables its pcre captures set
 
     def claims(self, name: str) -> bool:
         return name in _CLAIMED
@@ -259,6 +262,7 @@ class PayloadBuilder:
                 it.buffer = target
 
     def _pcre(self, value: str | None, quoted: bool) -> None:
+        value, names = cut_capture_names(value or "")
         expression, flags, negated = pcre.split_pcre(value, quoted)
         buffer = self._buffer
         flagged = pcre.pcre_buffer(flags)
@@ -273,9 +277,10 @@ class PayloadBuilder:
             if flagged not in self._supported:
                 raise UnsupportedKeyword(f"pcre /{''.join(f for f in flags if f.isupper())}")
             buffer = flagged
-        step = pcre.PcreStep(
-            pcre.compile_pcre(expression, flags), negated, "R" in flags, "A" in flags
-        )
+        regex = pcre.compile_pcre(expression, flags)
+        captures = parse_captures(names, expression, regex.groups) if not negated else ()
+        step = pcre.PcreStep(regex, negated, "R" in flags, "A" in flags, captures)
+        self._var_kinds.update("flow" if kind == "flow" else "pkt" for kind, _ in captures)
         self._append(
             _Item(
                 buffer,
@@ -375,7 +380,7 @@ class PayloadBuilder:
         chosen = choose_fast_pattern([c for c in contents if c.buffer != BASE64_DATA], mpm_buffers)
         fp = make_fast_pattern(chosen) if chosen is not None else None
         reach = max_reach([_reach(it) for it in by_buffer.get(PKT_DATA, [])])
-        return PayloadSpec(programs, fp, reach)
+        return PayloadSpec(programs, fp, reach, frozenset(self._var_kinds))
 
 
 def _link_relatives(items: list[_Item]) -> None:

@@ -14,8 +14,10 @@ one pcre call looks at most ``PCRE_MAX_SUBJECT`` bytes of its buffer (polynomial
 like ``.*a.*b.*c`` stay bounded). Alternation-driven blow-ups such as ``(a|aa)+`` are not
 detected.
 
-Non-goals: PCRE match limits (/O is accepted and ignored), UTF/UCP modes, capturing into
-flow/packet variables.
+Captures into flow/packet variables (``, flow:name``, ``(?P<flow_name>..)``) are parsed in
+``pcre_vars`` and recorded here on each successful match.
+
+Non-goals: PCRE match limits (/O is accepted and ignored), UTF/UCP modes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sensor.errors import RuleError
 from signatures.buffers import PCRE_BUFFER_FLAGS
 from signatures.inspect import DISCONTINUE, MATCH, NO_MATCH, MatchEnv, Step, run_from
 from signatures.pcre_translate import no_equiv, translate
+from signatures.pcre_vars import Capture, record
 
 __all__ = ["PcreStep", "compile_pcre", "pcre_buffer", "split_pcre", "translate"]
 
@@ -130,25 +133,28 @@ def pcre_buffer(flags: str) -> str | None:
 class PcreStep:
     """Precompiled pcre; ``run`` is Suricata's pcre branch including retries."""
 
-    __slots__ = ("_source", "anchored", "negated", "regex", "relative", "relative_next")
+    __slots__ = ("_source", "anchored", "captures", "negated", "regex", "relative",
+                 "relative_next")  # fmt: skip
 
-    def __init__(
-        self, regex: re.Pattern[bytes], negated: bool, relative: bool, anchored: bool
-    ) -> None:
+    def __init__(self, regex: re.Pattern[bytes], negated: bool, relative: bool, anchored: bool,
+                 captures: tuple[Capture, ...] = ()) -> None:  # fmt: skip
         self.regex: re.Pattern[bytes] | None = regex
         self._source = (regex.pattern, regex.flags)
         self.negated = negated
         self.relative = relative
         self.anchored = anchored
         self.relative_next = False
+        self.captures = captures  # flow/packet variables the groups are stored into
 
     # Pickled (rule cache) without the compiled regex: recompiling thousands of ET patterns
     # at load would cost seconds, so each one is compiled the first time it is needed.
     def __getstate__(self) -> tuple[object, ...]:
-        return (self._source, self.negated, self.relative, self.anchored, self.relative_next)
+        return (self._source, self.negated, self.relative, self.anchored, self.relative_next,
+                self.captures)  # fmt: skip
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
-        self._source, self.negated, self.relative, self.anchored, self.relative_next = state  # type: ignore[assignment]
+        (self._source, self.negated, self.relative, self.anchored, self.relative_next,
+         self.captures) = state  # type: ignore[assignment]  # fmt: skip
         self.regex = None
 
     def _regex(self) -> re.Pattern[bytes]:
@@ -173,6 +179,8 @@ class PcreStep:
             return False
         env.offset = base + m.end()
         env.pcre_start = base + m.start() + 1
+        if self.captures:
+            record(self.captures, m, env.captures)
         return True
 
     def run(self, steps: tuple[Step, ...], i: int, buf: bytes, env: MatchEnv) -> int:

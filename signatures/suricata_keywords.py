@@ -13,8 +13,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "flow.age",
         "flow.pkts",
         "flow.bytes",
-        "pktvar",
-        "flowvar",
         "bypass",
         "config",
         "icmpv6.mtu",
