@@ -310,6 +310,8 @@ class Detector:
             flow_wide = sig.action != "alert" and (sig.ip_only or sig.app_proto is not None)
             if flow_wide and fs is not None and fs.action is None:
                 fs.action = "pass" if sig.action == "pass" else "drop"
+            if sig.bypass and fs is not None and fs.action is None:
+                fs.action = "bypass"  # Suricata's local bypass: later packets are skipped
             if sig.action == "pass":
                 return True  # Suricata: a matching pass rule ends inspection of the packet
             if not sig.noalert:

@@ -65,7 +65,8 @@ class FlowDetectState:
         self.app_visible: str | None = None
         self.app_pending: bool | None = None
         self.app_reversed = False  # the app layer sees this flow's directions swapped
-        # "drop" or "pass" once such a rule decided for the whole flow: no more inspection
+        # "drop"/"pass" once such a rule decided for the whole flow, "bypass" after a rule with
+        # the bypass keyword matched: no more inspection
         self.action: str | None = None
 
 

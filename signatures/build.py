@@ -12,6 +12,7 @@ loader can skip the rule and count it by keyword; an unknown word raises ``RuleE
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -92,6 +93,8 @@ class _Draft:
     noalert: bool = False
     threshold: Threshold | None = None
     detection_filter: Threshold | None = None
+    bypass: bool = False
+    filestore: bool = False
 
 
 def unquote(value: str | None) -> str:
@@ -175,7 +178,10 @@ class SignatureBuilder:
                 compile_tx_value(name, value)  # validate now; detection compiles its own
                 draft.tx_values.append((name, value))
             elif name in ("filestore", "tls.store"):
-                pass  # file/certificate extraction is not implemented; the rule still alerts
+                # file/certificate extraction is not implemented; the rule still alerts
+                draft.filestore |= name == "filestore"
+            elif name in _IDS_NO_EFFECT:
+                _IDS_NO_EFFECT[name](draft, value, opt.quoted)
             elif name == "urilen":
                 urilen.append(value)
             elif payload.claims(name):
@@ -186,6 +192,8 @@ class SignatureBuilder:
                 raise RuleError(f"unknown keyword '{name}'", category="unknown keyword")
         if draft.sid is None:
             raise RuleError("rule has no sid", category="missing sid")
+        if draft.bypass and draft.filestore:
+            raise RuleError("bypass can't work with filestore keyword")
         for value in urilen:  # urilen is bsize on the (normalised or raw) URI buffer
             size, _, kind = (value or "").partition(",")
             raw = kind.strip() == "raw"
@@ -253,7 +261,7 @@ class SignatureBuilder:
             header_buffers=header_buffers, app_buffers=app_buffers,
             tx_values=tuple(draft.tx_values), ip_only=ip_only,
             threshold=draft.threshold, detection_filter=draft.detection_filter,
-            file=parsed.file, line=parsed.line, raw=parsed.raw,
+            file=parsed.file, line=parsed.line, raw=parsed.raw, bypass=draft.bypass,
         )  # fmt: skip
 
     @staticmethod
@@ -323,6 +331,46 @@ def _threshold(d: _Draft, v: str | None) -> None:
 def _detection_filter(d: _Draft, v: str | None) -> None:
     d.detection_filter = flowkw.parse_threshold(v, detection_filter=True)
 
+
+def _replace(d: _Draft, v: str | None, quoted: bool) -> None:
+    # Suricata outside NFQ/IPFW inline modes loads the rule and ignores the replacement
+    # (with a warning) after checking only that it is quoted and not negated.
+    text = (v or "").strip()
+    if text.startswith("!"):
+        raise RuleError(f"replace: can't negate replacement string: {v}")
+    if not quoted:
+        raise RuleError("replace: value must be double quoted")
+
+
+def _bypass(d: _Draft, v: str | None, quoted: bool) -> None:
+    if v:
+        raise RuleError("bypass: takes no value")
+    d.bypass = True
+
+
+_CONFIG = re.compile(r"^\s*([A-z_]+)\s*([A-z_]+)\s*(?:,\s*([A-z_]+)\s+([A-z_]+))?"
+                     r"\s*(?:,\s*([A-z_]+)\s+([A-z_]+))?$")  # fmt: skip
+
+
+def _config(d: _Draft, v: str | None, quoted: bool) -> None:
+    """``config:logging disable, type tx|flow, scope tx|flow``: only tunes EVE logging of
+    transactions (which sekimori does not log), so it is validated and has no effect."""
+    m = _CONFIG.match(v or "")
+    if m is None or m.group(6) is None:
+        raise RuleError(f"config: expected 'logging disable, type <t>, scope <s>', got {v!r}")
+    subsys, state, type_kw, type_val, scope_kw, scope_val = m.groups()
+    if subsys != "logging" or state != "disable" or type_kw != "type" or scope_kw != "scope":
+        raise RuleError(f"config: only 'logging disable, type <t>, scope <s>' exists, not {v!r}")
+    if type_val not in ("tx", "flow") or scope_val not in ("tx", "flow"):
+        raise RuleError(f"config: type and scope are 'tx' or 'flow', not {v!r}")
+
+
+# Keywords that only act inline or on logging: checked as Suricata 7 checks them in IDS mode.
+_IDS_NO_EFFECT: dict[str, Callable[[_Draft, str | None, bool], None]] = {
+    "replace": _replace,
+    "bypass": _bypass,
+    "config": _config,
+}
 
 _FLOW_HANDLERS: dict[str, Callable[[_Draft, str | None], None]] = {
     "flow": _flow,

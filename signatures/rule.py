@@ -74,6 +74,7 @@ class Signature:
     line: int
     raw: str = field(repr=False)
     order: int = 0  # position in evaluation order (set by the compiler)
+    bypass: bool = False  # bypass keyword: once it matched, the flow is no longer inspected
 
     # Fast pickling for the rule cache: dataclasses' generic frozen-slots state handling
     # costs a second on ET Open's 25k rules; a plain tuple of the fields does not.
