@@ -31,6 +31,7 @@ from sensor.packet import (
     Packet,
 )
 from signatures.checksums import CHECKSUM_KEYWORDS
+from signatures.l4kw import icmpv6_mtu, rpc
 from signatures.numeric import parse_uint
 from signatures.pcre_vars import flowvar, pktvar
 
@@ -311,4 +312,6 @@ PACKET_KEYWORDS: dict[str, tuple[Callable[[str | None], Check], bool]] = {
     **{name: (parse, False) for name, parse in CHECKSUM_KEYWORDS.items()},
     "flowvar": (flowvar, False),  # reads flow variables set by pcre captures
     "pktvar": (pktvar, False),
+    "icmpv6.mtu": (icmpv6_mtu, False),
+    "rpc": (rpc, True),  # Suricata: SIG_FLAG_REQUIRE_PACKET
 }

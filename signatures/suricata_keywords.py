@@ -13,7 +13,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "flow.age",
         "flow.pkts",
         "flow.bytes",
-        "icmpv6.mtu",
         "tcp.flags",
         "tag",
         "ssl_state",
@@ -122,7 +121,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "transforms",
         "xbits.expire",
         "pkt_data_raw",
-        "rpc",
         "sameip_pair",
     ]
 )
