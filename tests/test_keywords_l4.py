@@ -37,7 +37,7 @@ def test_icmpv6_mtu() -> None:
     assert [icmpv6_mtu("1280")(p) for p in pkts] == [True, False, False]
     assert [icmpv6_mtu(">1500")(p) for p in pkts] == [False, False, False]
     assert icmpv6_mtu("<=1280")(pkts[0]) and icmpv6_mtu("1000-1300")(pkts[0])
-    with pytest.raises(RuleError, match="icmpv6.mtu"):
+    with pytest.raises(RuleError, match=r"icmpv6\.mtu"):
         icmpv6_mtu("big")
 
 
