@@ -37,7 +37,7 @@ from signatures.compiler import OTHER, CompiledRuleset
 from signatures.payload import MatchEnv
 from signatures.pcre_vars import apply as apply_captures
 from signatures.rule import Signature
-from signatures.txvalues import compile_tx_value
+from signatures.txvalues import TIMED_VALUES, compile_tx_value
 
 
 def pseudo_packet(flow: Any, to_server: bool, ts_sec: int, ts_usec: int) -> Packet:
@@ -328,6 +328,8 @@ class Detector:
         if sig.tx_values:
             for name, test in self._tx_tests[sig.order]:
                 value = app_buffer(name) if app_buffer is not None else None
+                if value is not None and name in TIMED_VALUES:
+                    value = (value, p.ts_sec)
                 if value is None or not test(value):
                     return False
         return sig.payload is None or packet_buffers_ok(sig, p, env, ctx, app_buffer)

@@ -70,6 +70,9 @@ def rule_direction(sig: Signature) -> int:
 
 
 def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
+    if name == "tls.cert_validity":  # tls_cert_expired/valid: (notBefore, notAfter)
+        not_after = tx.values.get("tls.cert_notafter")
+        return None if not_after is None else (tx.values.get("tls.cert_notbefore"), not_after)
     if name in NUMERIC_VALUES:  # numeric values (tls.version, dns.opcode, file.size ...)
         return tx.values.get(name)
     if TRANSFORM_SEPARATOR in name:  # a transformed buffer: "http.uri#to_lowercase"

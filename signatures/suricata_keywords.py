@@ -16,8 +16,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "tcp.flags",
         "tag",
         "ssl_state",
-        "tls_cert_expired",
-        "tls_cert_valid",
         "tls.certs",
         "tls.cert_chain_len",
         "filemd5",

@@ -4,7 +4,7 @@ Scope: parse Suricata 7's value syntax - an optional ``<``/``>``, or ``DATE<>DAT
 dates as ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD``, ``YYYY-MM-DDTHH[:MM[:SS]]`` (UTC) or epoch
 seconds, into a predicate on the certificate's time in epoch seconds.
 
-Non-goals: ``tls_cert_expired``/``tls_cert_valid`` (they compare with the packet's time).
+``tls_cert_expired``/``tls_cert_valid`` compare with the packet's time: see txvalues.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Keywords on a transaction's values: tls.version, ssl_version, tls_cert_notbefore,
-tls_cert_notafter, dns.opcode, dns.rrtype, the file keywords filename, fileext, filesize
+tls_cert_notafter, tls_cert_expired, tls_cert_valid, dns.opcode, dns.rrtype, the file keywords filename, fileext, filesize
 (on the HTTP response's file), the legacy SSH keywords ssh.protoversion and
 ssh.softwareversion (on the ssh.proto / ssh.software buffers of the packet's direction) and
 ftpbounce (on FTP's PORT command).
@@ -23,15 +23,19 @@ TX_VALUE_KEYWORDS = {"tls.version": "tls", "ssl_version": "tls", "tls_cert_notbe
                      "tls_cert_notafter": "tls", "dns.opcode": "dns", "dns.rrtype": "dns",
                      "filename": "http", "fileext": "http", "filesize": "http",
                      "ssh.protoversion": "ssh", "ssh.softwareversion": "ssh",
-                     "ftpbounce": "ftp"}  # fmt: skip
+                     "ftpbounce": "ftp", "tls_cert_expired": "tls", "tls_cert_valid": "tls"}  # fmt: skip
 # names of the values they read: numbers in Transaction.values, the others buffers
 NUMERIC_VALUES = frozenset({"tls.version", "dns.opcode", "dns.rrtype", "file.size",
-                            "ftp.bounce", "tls.cert_notbefore", "tls.cert_notafter"})  # fmt: skip
+                            "ftp.bounce", "tls.cert_notbefore", "tls.cert_notafter",
+                            "tls.cert_validity"})  # fmt: skip
+# values whose predicate also needs the packet's time: it gets (value, epoch seconds)
+TIMED_VALUES = frozenset({"tls.cert_validity"})
 VALUE_OF = {"filename": "file.name", "fileext": "file.name", "filesize": "file.size",
             "ssh.protoversion": "ssh.proto", "ssh.softwareversion": "ssh.software",
             "ftpbounce": "ftp.bounce", "ssl_version": "tls.version",
             "tls_cert_notbefore": "tls.cert_notbefore",
-            "tls_cert_notafter": "tls.cert_notafter"}  # fmt: skip
+            "tls_cert_notafter": "tls.cert_notafter", "tls_cert_expired": "tls.cert_validity",
+            "tls_cert_valid": "tls.cert_validity"}  # fmt: skip
 _PROTOVERSION_RE = re.compile(r'\s*"?\s*([0-9]+(?:[.\-0-9]+)?|2_compat)\s*"?\s*')
 _SOFTWAREVERSION_RE = re.compile(r'\s*"?\s*([0-9a-zA-Z:._+\-\s]+?)\s*"?\s*')
 
@@ -61,6 +65,10 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
         return "tls.version", _ssl_version_test(text)
     if keyword in ("tls_cert_notbefore", "tls_cert_notafter"):
         return VALUE_OF[keyword], cert_time_test(keyword, text)
+    if keyword in ("tls_cert_expired", "tls_cert_valid"):
+        if text:
+            raise RuleError(f"{keyword} takes no value")
+        return "tls.cert_validity", _validity_test(keyword == "tls_cert_expired")
     if keyword == "dns.opcode":
         return "dns.opcode", parse_uint("dns.opcode", text, 15).test
     if keyword == "dns.rrtype":
@@ -78,6 +86,21 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
             raise RuleError("ftpbounce takes no value")
         return "ftp.bounce", lambda v: v == 1
     raise RuleError(f"unknown transaction keyword '{keyword}'")
+
+
+def _validity_test(expired: bool) -> Callable[[Any], bool]:
+    """tls_cert_expired: the packet's time is after the server certificate's notAfter;
+    tls_cert_valid: strictly between notBefore and notAfter (Suricata 7, flow's last time)."""
+
+    def test(value: Any) -> bool:
+        (not_before, not_after), now = value
+        if not not_after:
+            return False
+        if expired:
+            return bool(now > not_after)
+        return not_before is not None and not_before < now < not_after
+
+    return test
 
 
 def _file_name_test(keyword: str, text: str) -> Callable[[Any], bool]:
