@@ -19,6 +19,7 @@ from typing import Any
 
 from sensor.errors import RuleError, UnsupportedKeyword
 from signatures import bytesteps, pcre
+from signatures.asn1 import Asn1Step, parse_asn1
 from signatures.buffers import (
     ALIASES,
     APP_BUFFERS,
@@ -73,6 +74,7 @@ _OTHER = frozenset(
         "content",
         "pcre",
         "isdataat",
+        "asn1",
         "byte_test",
         "byte_jump",
         "byte_extract",
@@ -160,6 +162,9 @@ class PayloadBuilder:
                     relation="relative" if step.relative else None,
                 )
             )
+        elif name == "asn1":
+            self._append(_Item(self._buffer, step=Asn1Step(parse_asn1(value)),
+                               reach=ReachItem("unbounded", False)))  # fmt: skip
         elif name == "bsize":
             if not self._sticky or self._buffer == BASE64_DATA:
                 raise RuleError("bsize: needs a sticky buffer (e.g. http.uri) before it")

@@ -28,7 +28,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "datarep",
         "iprep",
         "geoip",
-        "asn1",
         "ftpdata_command",
         "nfs_procedure",
         "nfs.version",
