@@ -15,7 +15,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "flow.bytes",
         "tcp.flags",
         "tag",
-        "ssl_state",
         "tls.certs",
         "tls.cert_chain_len",
         "filemd5",

@@ -1,5 +1,5 @@
 """Keywords on a transaction's values: tls.version, ssl_version, tls_cert_notbefore,
-tls_cert_notafter, tls_cert_expired, tls_cert_valid, dns.opcode, dns.rrtype, the file keywords filename, fileext, filesize
+tls_cert_notafter, tls_cert_expired, tls_cert_valid, ssl_state, dns.opcode, dns.rrtype, the file keywords filename, fileext, filesize
 (on the HTTP response's file), the legacy SSH keywords ssh.protoversion and
 ssh.softwareversion (on the ssh.proto / ssh.software buffers of the packet's direction) and
 ftpbounce (on FTP's PORT command).
@@ -23,11 +23,12 @@ TX_VALUE_KEYWORDS = {"tls.version": "tls", "ssl_version": "tls", "tls_cert_notbe
                      "tls_cert_notafter": "tls", "dns.opcode": "dns", "dns.rrtype": "dns",
                      "filename": "http", "fileext": "http", "filesize": "http",
                      "ssh.protoversion": "ssh", "ssh.softwareversion": "ssh",
-                     "ftpbounce": "ftp", "tls_cert_expired": "tls", "tls_cert_valid": "tls"}  # fmt: skip
+                     "ftpbounce": "ftp", "tls_cert_expired": "tls", "tls_cert_valid": "tls",
+                     "ssl_state": "tls"}  # fmt: skip
 # names of the values they read: numbers in Transaction.values, the others buffers
 NUMERIC_VALUES = frozenset({"tls.version", "dns.opcode", "dns.rrtype", "file.size",
                             "ftp.bounce", "tls.cert_notbefore", "tls.cert_notafter",
-                            "tls.cert_validity"})  # fmt: skip
+                            "tls.cert_validity", "tls.state"})  # fmt: skip
 # values whose predicate also needs the packet's time: it gets (value, epoch seconds)
 TIMED_VALUES = frozenset({"tls.cert_validity"})
 VALUE_OF = {"filename": "file.name", "fileext": "file.name", "filesize": "file.size",
@@ -35,7 +36,7 @@ VALUE_OF = {"filename": "file.name", "fileext": "file.name", "filesize": "file.s
             "ftpbounce": "ftp.bounce", "ssl_version": "tls.version",
             "tls_cert_notbefore": "tls.cert_notbefore",
             "tls_cert_notafter": "tls.cert_notafter", "tls_cert_expired": "tls.cert_validity",
-            "tls_cert_valid": "tls.cert_validity"}  # fmt: skip
+            "tls_cert_valid": "tls.cert_validity", "ssl_state": "tls.state"}  # fmt: skip
 _PROTOVERSION_RE = re.compile(r'\s*"?\s*([0-9]+(?:[.\-0-9]+)?|2_compat)\s*"?\s*')
 _SOFTWAREVERSION_RE = re.compile(r'\s*"?\s*([0-9a-zA-Z:._+\-\s]+?)\s*"?\s*')
 
@@ -69,6 +70,8 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
         if text:
             raise RuleError(f"{keyword} takes no value")
         return "tls.cert_validity", _validity_test(keyword == "tls_cert_expired")
+    if keyword == "ssl_state":
+        return "tls.state", _ssl_state_test(text)
     if keyword == "dns.opcode":
         return "dns.opcode", parse_uint("dns.opcode", text, 15).test
     if keyword == "dns.rrtype":
@@ -101,6 +104,31 @@ def _validity_test(expired: bool) -> Callable[[Any], bool]:
         return not_before is not None and not_before < now < not_after
 
     return test
+
+
+_SSL_STATES = {
+    "client_hello": 1,
+    "server_hello": 2,
+    "client_keyx": 4,
+    "server_keyx": 8,
+    "unknown": 16,
+}  # fmt: skip (the flags sensor/applayer/tls.py records)
+
+
+def _ssl_state_test(text: str) -> Callable[[Any], bool]:
+    """ssl_state:client_hello|!server_hello (``|`` or ``,`` separated): Suricata 7 matches
+    when (listed flags & the update's flags) differs from the negated flags - so a plain
+    list is "any of these", a negated state "not this one"."""
+    flags = mask = 0
+    for item in re.split(r"\s*[|,]\s*", text.strip()):
+        negated = item.startswith("!")
+        name = item.lstrip("!")
+        if name not in _SSL_STATES:
+            raise RuleError(f"ssl_state: unknown state '{item}'")
+        flags |= _SSL_STATES[name]
+        if negated:
+            mask |= _SSL_STATES[name]
+    return lambda v: bool((v & flags) ^ mask)
 
 
 def _file_name_test(keyword: str, text: str) -> Callable[[Any], bool]:

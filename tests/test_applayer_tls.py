@@ -237,13 +237,12 @@ def test_full_handshake_buffers_and_eve() -> None:
 def test_every_slicing_of_the_records_gives_the_same_result() -> None:
     ts, tc = tls_session()
     _, whole = run(ts, tc)
+    # tls.state (ssl_state) is what the last update carried, so it depends on the slicing
+    stable = {k: v for k, v in whole.values.items() if k != "tls.state"}
     for step in (1, 2, 3, 7, 64):
         _, tx = run(ts, tc, step)
-        assert (tx.buffers, tx.buffers_tc, tx.values) == (
-            whole.buffers,
-            whole.buffers_tc,
-            whole.values,
-        )
+        values = {k: v for k, v in tx.values.items() if k != "tls.state"}
+        assert (tx.buffers, tx.buffers_tc, values) == (whole.buffers, whole.buffers_tc, stable)
 
 
 def test_tls13_server_hello_version_and_encrypted_rest() -> None:

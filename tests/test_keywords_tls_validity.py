@@ -1,4 +1,4 @@
-"""tls_cert_expired / tls_cert_valid: the server certificate against the packet's time."""
+"""tls_cert_expired / tls_cert_valid (server certificate vs the packet time) and ssl_state."""
 
 from __future__ import annotations
 
@@ -45,3 +45,32 @@ def test_rules_against_capture_time(tmp_path: Path, start: int, sids: list[int])
     records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
     got = [r["alert"]["signature_id"] for r in records if r["event_type"] == "alert"]
     assert got == sids
+
+
+def test_ssl_state_values() -> None:
+    _, test = compile_tx_value("ssl_state", "client_hello|server_hello")
+    assert test(1) and test(3) and not test(4) and not test(0)
+    _, negated = compile_tx_value("ssl_state", "!client_hello")
+    assert negated(0) and negated(2) and not negated(1)
+    _, mixed = compile_tx_value("ssl_state", "client_keyx, !server_hello")
+    assert mixed(4) and mixed(0) and not mixed(2)
+    for bad in ("", "hello", "client_hello|", "client_hello;server_hello"):
+        with pytest.raises(RuleError, match="ssl_state"):
+            compile_tx_value("ssl_state", bad)
+
+
+def test_ssl_state_rules(tmp_path: Path) -> None:
+    ts, tc = tls_session()
+    s = TcpSession(sport=443).handshake().send(True, ts).send(False, tc).ack(True).close()
+    pcap = write_pcap(tmp_path / "in.pcap", s.frames)
+    rules = tmp_path / "t.rules"
+    rules.write_text("\n".join(
+        f'alert tls any any -> any any (msg:"{v}"; ssl_state:{v}; sid:{n};)'
+        for n, v in enumerate(["client_hello", "server_hello", "client_keyx", "server_keyx",
+                               "unknown", "client_hello|server_keyx"], 1)) + "\n")  # fmt: skip
+    eve = tmp_path / "eve.json"
+    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "c")])
+    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rules),), eve=str(eve)))
+    records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
+    got = sorted(r["alert"]["signature_id"] for r in records if r["event_type"] == "alert")
+    assert got == [1, 2, 6]

@@ -50,6 +50,14 @@ REC_HEARTBEAT = 24
 HS_CLIENT_HELLO = 1
 HS_SERVER_HELLO = 2
 HS_CERTIFICATE = 11
+# ssl_state flags of the handshake messages one update carried (tx.values["tls.state"])
+STATE_CLIENT_HELLO, STATE_SERVER_HELLO, STATE_CLIENT_KEYX, STATE_SERVER_KEYX = 1, 2, 4, 8
+STATE_UNKNOWN = 16
+_STATE_OF = {HS_CLIENT_HELLO: STATE_CLIENT_HELLO, HS_SERVER_HELLO: STATE_SERVER_HELLO,
+             16: STATE_CLIENT_KEYX, 12: STATE_SERVER_KEYX}  # fmt: skip
+# handshake types of the TLS registry (RFC 8446 and earlier): others are "unknown"
+_KNOWN_HS = frozenset({0, 1, 2, 3, 4, 5, 6, 8, 11, 12, 13, 14, 15, 16, 20, 21, 22, 23, 24, 25,
+                       254})  # fmt: skip
 _RECORD = struct.Struct("!BHH")
 _MAX_RECORD = 16384 + 2048  # TLSCiphertext limit
 
@@ -94,6 +102,8 @@ class TlsParser:
         if side.failed:
             return
         side.rec += data
+        # ssl_state sees the handshake messages of this update only (Suricata's current_flags)
+        self.tx.values["tls.state"] = 0
         pos = 0
         buf = side.rec
         while len(buf) - pos >= _RECORD.size and not side.failed:
@@ -163,6 +173,9 @@ class TlsParser:
         self._on_update(tx)
 
     def _handshake(self, to_server: bool, side: _Side, mtype: int, msg: bytes) -> None:
+        state = _STATE_OF.get(mtype, 0 if mtype in _KNOWN_HS else STATE_UNKNOWN)
+        if state:
+            self.tx.values["tls.state"] = self.tx.values.get("tls.state", 0) | state
         try:
             if mtype == HS_CLIENT_HELLO and to_server and self.data.client is None:
                 self._client_hello(parse_hello(msg, client=True))
