@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sensor import detect_raw
 from sensor.applayer.common import AppLayerSettings, Transaction
 from sensor.detect_app import TxSource, tx_value
 from sensor.detect_match import StreamCtx, app_proto_of, header_ok, packet_buffers_ok
@@ -36,7 +37,7 @@ from sensor.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from signatures.compiler import OTHER, CompiledRuleset
 from signatures.payload import MatchEnv
 from signatures.pcre_vars import apply as apply_captures
-from signatures.rule import Signature
+from signatures.rule import INSPECT_BOTH, Signature
 from signatures.txvalues import TIMED_VALUES, compile_tx_value
 
 
@@ -76,7 +77,12 @@ class Detector:
         self._groups = ruleset.groups
         self._reach = ruleset.max_reach
         self._env = MatchEnv()
-        self._tx = TxSource(ruleset, app or AppLayerSettings())
+        settings = app or AppLayerSettings()
+        self._tx = TxSource(ruleset, settings)
+        # rules Suricata inspects on packet and raw stream alike; in IDS mode (not inline)
+        # they get its second, raw-stream look (sensor/detect_raw.py)
+        self._both = frozenset(s.order for s in self._sigs if s.inspect == INSPECT_BOTH)
+        self._raw_on = bool(self._both) and not settings.inline
         self._tx_tests = {
             s.order: tuple(compile_tx_value(k, v) for k, v in s.tx_values)
             for s in ruleset.signatures
@@ -115,7 +121,12 @@ class Detector:
                 new_data = d.new_data
             if fstate is not None:
                 tail = fstate.tail_toserver if p.to_server else fstate.tail_toclient
-        ctx: StreamCtx = (new_data, tail, tail + new_data if tail and new_data else new_data)
+        raw: bytes | None = None
+        tcp = flow is not None and p.proto == IPPROTO_TCP and flow.tcp_session and not sealed
+        if self._raw_on and tcp and fstate is not None:
+            raw = detect_raw.on_packet(p, flow, fstate, new_data)
+        window = tail + new_data if tail and new_data else new_data
+        ctx: StreamCtx = (new_data, tail, window, raw)
 
         txs: list[Transaction] = []
         self._app_before = None
@@ -141,7 +152,7 @@ class Detector:
                 fstate.parsed_ts = b""
             else:
                 fstate.parsed_tc = b""
-            tx_ctx: StreamCtx = (parsed, b"", parsed) if parsed else ctx
+            tx_ctx: StreamCtx = (parsed, b"", parsed, None) if parsed else ctx
             for tx in txs:
                 if self._inspect_tx(tx, p, fstate, tx_ctx, alerts):
                     break
@@ -172,6 +183,9 @@ class Detector:
                     out.extend((sig, p) for sig in self.inspect(p))
                 d.new_data = b""
         fs = flow.detect
+        if fs is not None and self._raw_on and fs.action is None:
+            for to_server in (True, False):  # the raw stream's last chunk (Suricata's flush)
+                out.extend(self._raw_flush(flow, fs, to_server, ts_sec, ts_usec))
         if fs is not None and self._tx.enabled and flow.proto == IPPROTO_TCP:
             for to_server in (True, False):  # data never acknowledged: Suricata's flush
                 grown = self._tx.parse_upto(flow, fs, to_server, None, ts_sec)
@@ -179,7 +193,7 @@ class Detector:
                     p = pseudo_packet(flow, to_server, ts_sec, ts_usec)
                     alerts_end: list[Signature] = []
                     for tx in self._with_deferred(grown, to_server, fs):
-                        self._inspect_tx(tx, p, fs, (b"", b"", b""), alerts_end)
+                        self._inspect_tx(tx, p, fs, (b"", b"", b"", None), alerts_end)
                     out.extend((sig, p) for sig in alerts_end)
         txs = self._tx.close(flow) if self._tx.enabled else []
         if txs:
@@ -187,9 +201,23 @@ class Detector:
             p = pseudo_packet(flow, False, ts_sec, ts_usec)
             alerts: list[Signature] = []
             for tx in txs:
-                self._inspect_tx(tx, p, fstate, (b"", b"", b""), alerts)
+                self._inspect_tx(tx, p, fstate, (b"", b"", b"", None), alerts)
             out.extend((sig, p) for sig in alerts)
         return out
+
+    def _raw_flush(self, flow: Any, fs: FlowDetectState, to_server: bool, ts_sec: int,
+                   ts_usec: int) -> list[tuple[Signature, Packet]]:  # fmt: skip
+        """The INSPECT_BOTH rules over the raw stream not yet inspected, at flow end."""
+        app = flow.app
+        chunk = detect_raw.flush(fs, to_server)
+        if not chunk or (app is not None and app.encrypted):
+            return []
+        p = pseudo_packet(flow, to_server, ts_sec, ts_usec)
+        ctx: StreamCtx = (b"", b"", b"", chunk)
+        orders = [o for o in self._packet_candidates(p, None, ctx) if o in self._both]
+        alerts: list[Signature] = []
+        self._run(orders, p, fs, ctx, alerts)
+        return [(sig, p) for sig in alerts]
 
     @staticmethod
     def _with_deferred(txs: list[Transaction], to_server: bool,
@@ -248,10 +276,14 @@ class Detector:
         pf = group.to_server if p.to_server or p.flow is None else group.to_client
         if pf is not None:
             db, users = pf.db, pf.pattern_rules
-            new_data, _tail, window = ctx
+            new_data, _tail, window, raw = ctx
             if window:
                 for pid in db.scan(window):
                     cand.update(users[pid])
+            if raw:  # the raw chunk only concerns the rules inspected on packet and stream
+                both = self._both
+                for pid in db.scan(raw):
+                    cand.update(o for o in users[pid] if o in both)
             if p.payload and (not new_data or p.payload != new_data):
                 for pid in db.scan(p.payload):
                     cand.update(users[pid])

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from sensor import detect_raw
 from sensor.applayer import AppLayer
 from sensor.applayer.common import AppLayerSettings, Transaction
 from sensor.applayer.magic import LibMagic, MagicUnavailable, magic_input
@@ -183,7 +184,10 @@ class TxSource:
             fs.parsed_ts = data
         else:
             fs.parsed_tc = data
-        return self.feed(flow, to_server ^ fs.app_reversed, data, ts_sec)
+        txs = self.feed(flow, to_server ^ fs.app_reversed, data, ts_sec)
+        if txs:  # HTTP/DNS ask for raw stream reassembly of what they just parsed
+            detect_raw.trigger(fs, to_server, flow.app.proto_name)
+        return txs
 
     def close(self, flow: Any) -> list[Transaction]:
         app = flow.app

@@ -14,10 +14,13 @@ from sensor.detect_state import FlowDetectState, HostBits, bits_check, flowint_c
 from sensor.packet import IPPROTO_TCP, Packet
 from signatures import flowkw
 from signatures.payload import MatchEnv
-from signatures.rule import INSPECT_PACKET, INSPECT_STREAM_ONLY, Signature
+from signatures.rule import INSPECT_BOTH, INSPECT_PACKET, INSPECT_STREAM_ONLY, Signature
 
-# (new in-order stream data, retained tail, tail + new data) of the packet being inspected
-StreamCtx = tuple[bytes, bytes, bytes]
+# (new in-order stream data, retained tail, tail + new data, raw chunk) of the packet being
+# inspected. The raw chunk is Suricata's IDS raw-stream chunk ready on this packet for the
+# INSPECT_BOTH rules (sensor/detect_raw.py): b"" when none is ready, None when that timing
+# is off (inline mode): those rules are then inspected on arrival as stream rules.
+StreamCtx = tuple[bytes, bytes, bytes, bytes | None]
 
 HEADER_GETTERS: dict[str, Callable[[Packet], bytes]] = {
     "ipv4.hdr": lambda p: p.ip_header() if p.ipver == 4 else b"",
@@ -136,9 +139,15 @@ def stream_size_ok(s: Signature, p: Packet) -> bool:
 
 def pkt_data_ok(s: Signature, p: Packet, prog: Any, env: MatchEnv, ctx: StreamCtx) -> bool:
     """pkt_data: the packet payload or the stream data it delivered, as the rule asks."""
-    new_data, tail, window = ctx
+    new_data, tail, window, raw = ctx
     flow = p.flow
     streamed = p.proto == IPPROTO_TCP and flow is not None and flow.tcp_session
+    if s.inspect == INSPECT_BOTH and raw is not None and streamed:
+        # Suricata (IDS): the raw stream chunk ready on this packet first, else the packet's
+        # own payload; the chunk holding these bytes later is inspected (and alerts) again.
+        if raw and prog.match(raw, env):
+            return True
+        return bool(p.payload) and prog.match(p.payload, env)
     if s.inspect == INSPECT_PACKET or not streamed:
         if s.inspect == INSPECT_STREAM_ONLY:
             return False

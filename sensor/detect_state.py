@@ -30,6 +30,8 @@ class FlowDetectState:
         "ipo_toserver",
         "parsed_tc",
         "parsed_ts",
+        "raw_tc",
+        "raw_ts",
         "tail_toclient",
         "tail_toserver",
         "tx_done",
@@ -60,6 +62,10 @@ class FlowDetectState:
         # transaction rule's stream contents see (Suricata inspects the raw stream up to the ACK)
         self.parsed_ts = b""
         self.parsed_tc = b""
+        # per sender, Suricata's raw-stream progress (sensor.detect_raw.RawTrack) for the
+        # rules it inspects on packet and stream alike; None until the first packet needs it
+        self.raw_ts: Any = None
+        self.raw_tc: Any = None
         # The app protocol as packet rules see it (Suricata's timing, see Detector.inspect),
         # and the direction of the data that revealed it while that is not yet visible.
         self.app_visible: str | None = None

@@ -26,7 +26,13 @@ from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
 from signatures.header import PACKET_KEYWORDS
 from signatures.payload import PayloadBuilder
 from signatures.requires import check_requires
-from signatures.rule import INSPECT_PACKET, INSPECT_STREAM, INSPECT_STREAM_ONLY, Signature
+from signatures.rule import (
+    INSPECT_BOTH,
+    INSPECT_PACKET,
+    INSPECT_STREAM,
+    INSPECT_STREAM_ONLY,
+    Signature,
+)
 from signatures.suricata_keywords import UNSUPPORTED_KEYWORDS
 from signatures.transforms import TRANSFORM_KEYWORDS
 from signatures.txvalues import TX_VALUE_KEYWORDS, VALUE_OF, compile_tx_value
@@ -222,6 +228,8 @@ class SignatureBuilder:
                                 category="mixed app protocols")  # fmt: skip
         has_pkt_data = "pkt_data" in programs
         inspect = self._inspect_mode(proto, draft)
+        if inspect == INSPECT_STREAM and (draft.stream_size is not None or spec.positional_pkt):
+            inspect = INSPECT_BOTH  # Suricata's SigValidate: "also inspect packets"
         classtype = self._classes.get(draft.classtype) if draft.classtype else None
         if draft.classtype and classtype is None:
             raise RuleError(f"unknown classtype '{draft.classtype}'", category="unknown classtype")

@@ -108,6 +108,9 @@ class PayloadSpec:
     fast_pattern: FastPattern | None  # None: the rule has no content usable as fast pattern
     max_reach: int | None  # bytes one pkt_data match can span; None = unbounded
     var_kinds: frozenset[str] = frozenset()  # "flow"/"pkt" variables its pcre captures set
+    # a pkt_data content has depth or offset: Suricata then inspects a TCP rule on the
+    # packet payload as well as on the stream (see signatures.rule.INSPECT_BOTH)
+    positional_pkt: bool = False
 
 
 @dataclass
@@ -384,8 +387,13 @@ class PayloadBuilder:
         mpm_buffers = frozenset(programs)
         chosen = choose_fast_pattern([c for c in contents if c.buffer != BASE64_DATA], mpm_buffers)
         fp = make_fast_pattern(chosen) if chosen is not None else None
-        reach = max_reach([_reach(it) for it in by_buffer.get(PKT_DATA, [])])
-        return PayloadSpec(programs, fp, reach, frozenset(self._var_kinds))
+        pkt_items = by_buffer.get(PKT_DATA, [])
+        reach = max_reach([_reach(it) for it in pkt_items])
+        positional = any(
+            it.content is not None and (it.content.has_depth or it.content.has_offset)
+            for it in pkt_items
+        )
+        return PayloadSpec(programs, fp, reach, frozenset(self._var_kinds), positional)
 
 
 def _link_relatives(items: list[_Item]) -> None:

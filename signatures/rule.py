@@ -17,6 +17,11 @@ from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
 INSPECT_PACKET = 1  # packet payload only (tcp-pkt, dsize, flow:no_stream, non-TCP)
 INSPECT_STREAM = 2  # reassembled stream, falling back to the packet when it was not streamed
 INSPECT_STREAM_ONLY = 3  # tcp-stream / flow:only_stream: never the bare packet
+# Both the packet payload and the stream (SIG_FLAG_REQUIRE_PACKET | SIG_FLAG_REQUIRE_STREAM):
+# Suricata's SigValidate gives it to a TCP rule with a pkt_data content using depth/offset,
+# or using stream_size. In IDS mode such a rule can alert twice for the same bytes: on the
+# packet carrying them and again when the raw stream holding them is inspected.
+INSPECT_BOTH = 4
 
 # Actions, in Suricata's default action order (pass first, then drop, reject, alert).
 ACTION_ORDER = {"pass": 0, "drop": 1, "reject": 2, "rejectsrc": 2, "rejectdst": 2,
