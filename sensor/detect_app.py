@@ -8,11 +8,13 @@ the response is checked on packets towards the client, one on request buffers on
 towards the server, and one on buffers both sides fill (``file.data``, ``http.header``...)
 in either direction with that direction's version.
 
-File keywords read the HTTP response's file (its body): filename/fileext/filesize through
-``Transaction.values``/``file.name``, filemagic/``file.magic`` through libmagic
-(sensor/applayer/magic.py), computed lazily only when a rule needs it.
+File keywords read the HTTP response's file (its body) and SMB files (written: to server;
+read: to client): filename/fileext/filesize through ``Transaction.values``/``file.name``,
+filemagic/``file.magic`` through libmagic (sensor/applayer/magic.py), computed lazily only
+when a rule needs it. Rules on file buffers alone (``alert tcp ... (filesize:>50;)``) are
+checked on both protocols' transactions, as Suricata's file inspection is.
 
-Non-goals: file extraction (filestore stores nothing), request-side files, HTTP/2.
+Non-goals: file extraction (filestore stores nothing), HTTP request-side files, HTTP/2.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from sensor.detect_state import FlowDetectState
 from sensor.packet import TH_ACK, TH_RST, Packet
 from sensor.stream import seq_diff
 from signatures.buffers import APP_BUFFERS, TRANSFORM_SEPARATOR, buffer_direction
-from signatures.compiler import AppGroup, CompiledRuleset
+from signatures.compiler import FILE_GROUP, AppGroup, CompiledRuleset
 from signatures.rule import Signature
 from signatures.transforms import apply_chain, split_name
 from signatures.txvalues import NUMERIC_VALUES
@@ -58,6 +60,9 @@ def _header_lines(block: Any) -> list[bytes] | None:
     return [line for line in block.split(b"\r\n") if line]
 
 
+# Protocols whose transactions carry files, checked by rules on file buffers alone
+_FILE_PROTOCOLS = frozenset({"http", "smb"})
+
 TS, TC, ANY = 1, 2, 3  # which packet directions a transaction rule is checked on
 
 
@@ -74,6 +79,9 @@ def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
     if name == "tls.cert_validity":  # tls_cert_expired/valid: (notBefore, notAfter)
         not_after = tx.values.get("tls.cert_notafter")
         return None if not_after is None else (tx.values.get("tls.cert_notbefore"), not_after)
+    if name == "file.size" and tx.proto == "smb":  # an SMB file has one direction (write:
+        # to server, read: to client), which its file.name marks
+        return tx.values.get(name) if tx.get("file.name", to_server) is not None else None
     if name in NUMERIC_VALUES:  # numeric values (tls.version, dns.opcode, file.size ...)
         return tx.values.get(name)
     if TRANSFORM_SEPARATOR in name:  # a transformed buffer: "http.uri#to_lowercase"
@@ -197,35 +205,43 @@ class TxSource:
         return app.pop_ready()
 
     def candidates(self, proto: str | None, tx: Transaction, to_server: bool) -> list[int]:
-        group = self._groups.get(proto or "")
-        if group is None:
+        groups = [g for g in (self._groups.get(proto or ""),) if g is not None]
+        if proto in _FILE_PROTOCOLS and FILE_GROUP in self._groups:
+            groups.append(self._groups[FILE_GROUP])
+        if not groups:
             return []
-        if self._magic is not None and not to_server:
-            self._file_magic(tx, self._magic)
+        if self._magic is not None:
+            self._file_magic(tx, self._magic, to_server)
         want = TS if to_server else TC
-        cand: set[int] = set(group.always)
-        for name, (db, users) in group.prefilters.items():
-            value = tx_value(tx, name, to_server)
-            if value is None:
-                continue
-            for item in value if isinstance(value, list) else (value,):
-                for pid in db.scan(item):
-                    cand.update(users[pid])
+        cand: set[int] = set()
+        for group in groups:
+            cand.update(group.always)
+            for name, (db, users) in group.prefilters.items():
+                value = tx_value(tx, name, to_server)
+                if value is None:
+                    continue
+                for item in value if isinstance(value, list) else (value,):
+                    for pid in db.scan(item):
+                        cand.update(users[pid])
         direction = self._direction
         return sorted(o for o in cand if direction.get(o, ANY) & want)
 
     @staticmethod
-    def _file_magic(tx: Transaction, magic: LibMagic) -> None:
-        """Describe the response file once (Suricata: at 512 bytes or when complete, over all
-        bytes it holds then). Request bodies are not files here: Suricata makes files of
-        multipart parts and PUT bodies, which sekimori does not extract."""
-        if tx.proto != "http" or "file.magic" in tx.buffers_tc:
+    def _file_magic(tx: Transaction, magic: LibMagic, to_server: bool) -> None:
+        """Describe the file of the packet's direction once (Suricata: at 512 bytes or when
+        complete, over all bytes it holds then): the HTTP response body, an SMB file written
+        (to server) or read (to client). HTTP request bodies are not files here: Suricata
+        makes files of multipart parts and PUT bodies, which sekimori does not extract."""
+        if tx.proto == "http" and to_server:
             return
-        body = tx.get("file.data", False)
-        data = magic_input(body, tx.to_client_done) if isinstance(body, bytes) else None
+        if tx.proto not in _FILE_PROTOCOLS or tx.get("file.magic", to_server) is not None:
+            return
+        body = tx.get("file.data", to_server)
+        done = tx.to_server_done if to_server else tx.to_client_done
+        data = magic_input(body, done) if isinstance(body, bytes) else None
         description = magic.describe(data) if data is not None else None
         if description is not None:
-            tx.set_buffer("file.magic", description, False)
+            tx.set_buffer("file.magic", description, to_server)
 
 
 def iter_values(value: Any) -> Iterable[bytes]:

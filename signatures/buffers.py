@@ -1,7 +1,7 @@
 """Registry of the buffer names payload keywords can inspect.
 
 Scope: the canonical names of Suricata 7 sticky buffers for packet data, packet headers,
-HTTP/1, DNS, TLS, SSH and files; the legacy spellings that select them; and the legacy
+HTTP/1, DNS, TLS, SSH, SMB and files; the legacy spellings that select them; and the legacy
 content modifiers (``http_uri`` ...) and pcre flags (``/U`` ...) that move a pattern into one.
 
 Non-goals: producing the buffers (decoders and the application layer do that) and knowing
@@ -74,6 +74,9 @@ APP_BUFFERS: frozenset[str] = frozenset(
         "ja3.string",
         "ja3s.hash",
         "ja3s.string",
+        # SMB (tree connect share paths)
+        "smb.share",
+        "smb.named_pipe",
         # SSH
         "ssh.proto",
         "ssh.software",
@@ -198,6 +201,8 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
                 "ssh.hassh",
                 "ssh.hassh.string",
                 "ftp.bounce",
+                "smb.share",
+                "smb.named_pipe",
             ),
             _TS,
         ),
@@ -231,9 +236,12 @@ def buffer_direction(name: str) -> str:
 
 
 def buffer_app_proto(name: str) -> str | None:
-    """The application protocol whose parser fills ``name`` (None for pkt_data/headers)."""
-    if name.startswith(("http.", "file.")):
+    """The application protocol whose parser fills ``name`` (None for pkt_data/headers and
+    for the file buffers, which every file-carrying protocol fills: HTTP and SMB)."""
+    if name.startswith("http."):
         return "http"
+    if name.startswith("smb."):
+        return "smb"
     if name.startswith("dns."):
         return "dns"
     if name.startswith(("tls.", "ja3", "ja4")):  # tls.version (a value keyword) too

@@ -217,13 +217,16 @@ class SignatureBuilder:
                 ipver = _HEADER_BUFFER_PROTOS[b]
         for b in app_buffers:
             implied = buffer_app_proto(b)
-            if implied is None:
+            if implied is None:  # file buffers: any file protocol (HTTP, SMB)
+                if b.startswith("file.") and app_proto == "dns":
+                    raise RuleError(f"buffer {b} does not belong to protocol dns",
+                                    category="mixed app protocols")  # fmt: skip
                 continue
             if app_proto is None:
                 app_proto = implied
                 transports = _APP_PROTOCOLS[implied]
                 l4 = transports if l4 is None else l4 & transports
-            elif implied != app_proto and not (b.startswith("file.") and app_proto != "dns"):
+            elif implied != app_proto:
                 raise RuleError(f"buffer {b} does not belong to protocol {app_proto}",
                                 category="mixed app protocols")  # fmt: skip
         has_pkt_data = "pkt_data" in programs
@@ -241,6 +244,7 @@ class SignatureBuilder:
         ip_only = (
             not programs
             and not draft.checks
+            and not draft.tx_values
             and not draft.flow_bits
             and not draft.bit_checks
             and all(b.kind == "flowbits" and b.op == "set" for b in draft.bit_actions)

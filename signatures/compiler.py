@@ -138,9 +138,9 @@ def compile_ruleset(
         groups[key] = _build_group(key, [s for s in packet_rules if _applies_to(s, key)], cache)
     app_groups = {
         proto: _build_app_group(
-            proto, [s for s in ordered if s.app_buffers and s.app_proto == proto], cache
+            proto, [s for s in ordered if s.app_buffers and app_group_of(s) == proto], cache
         )
-        for proto in sorted({s.app_proto for s in ordered if s.app_buffers and s.app_proto})
+        for proto in sorted({app_group_of(s) for s in ordered if s.app_buffers})
     }
     reach = 0
     for s in ordered:
@@ -151,6 +151,16 @@ def compile_ruleset(
         if reach >= stream_window_cap:
             break
     return CompiledRuleset(ordered, groups, app_groups, version or ruleset_version(sigs), reach)
+
+
+# Transaction rules on file buffers only, without an application protocol in the header
+# (``alert tcp ... (filesize:>50;)``): Suricata inspects them on every file-carrying
+# protocol's files, so they form their own group, checked on HTTP and SMB transactions.
+FILE_GROUP = "file"
+
+
+def app_group_of(sig: Signature) -> str:
+    return sig.app_proto or FILE_GROUP
 
 
 def _build_group(key: int, sigs: list[Signature], cache: _Cache) -> RuleGroup:

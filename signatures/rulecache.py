@@ -29,7 +29,7 @@ from signatures.compiler import CompiledRuleset
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = "sekimori-rules-3"
+CACHE_VERSION = "sekimori-rules-4"  # 4: file rules belong to no app protocol
 
 
 def _digest(path: str) -> str | None:

@@ -1,8 +1,8 @@
 """Keywords on a transaction's values: tls.version, ssl_version, tls_cert_notbefore,
-tls_cert_notafter, tls_cert_expired, tls_cert_valid, ssl_state, dns.opcode, dns.rrtype, the file keywords filename, fileext, filesize
-(on the HTTP response's file), the legacy SSH keywords ssh.protoversion and
-ssh.softwareversion (on the ssh.proto / ssh.software buffers of the packet's direction) and
-ftpbounce (on FTP's PORT command).
+tls_cert_notafter, tls_cert_expired, tls_cert_valid, ssl_state, dns.opcode, dns.rrtype, the
+file keywords filename, fileext, filesize (on HTTP and SMB files), the legacy SSH keywords
+ssh.protoversion and ssh.softwareversion (on the ssh.proto / ssh.software buffers of the
+packet's direction) and ftpbounce (on FTP's PORT command).
 
 Scope: parse the keyword into a (value name, predicate) pair checked against
 ``Transaction.values`` of the application layer. Signatures keep only the (keyword, value)
@@ -21,7 +21,7 @@ from signatures.txtime import cert_time_test
 
 TX_VALUE_KEYWORDS = {"tls.version": "tls", "ssl_version": "tls", "tls_cert_notbefore": "tls",
                      "tls_cert_notafter": "tls", "dns.opcode": "dns", "dns.rrtype": "dns",
-                     "filename": "http", "fileext": "http", "filesize": "http",
+                     "filename": "file", "fileext": "file", "filesize": "file",
                      "ssh.protoversion": "ssh", "ssh.softwareversion": "ssh",
                      "ftpbounce": "ftp", "tls_cert_expired": "tls", "tls_cert_valid": "tls",
                      "ssl_state": "tls"}  # fmt: skip

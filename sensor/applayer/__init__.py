@@ -1,4 +1,5 @@
-"""Application-layer parsing for one flow: protocol detection, HTTP/1.x, DNS, TLS, SSH, FTP.
+"""Application-layer parsing for one flow: protocol detection, HTTP/1.x, DNS, TLS, SSH, FTP,
+SMB.
 
 Scope: :class:`AppLayer` is created lazily by the detection engine for a flow with data. It
 detects the protocol from the first bytes of either direction (``proto_name``, EVE's
@@ -6,7 +7,8 @@ detects the protocol from the first bytes of either direction (``proto_name``, E
 chunking) or datagrams (UDP) to the matching parser, and returns the transactions whose
 buffers changed (:meth:`AppLayer.pop_ready`). Buffers carry Suricata 7's sticky-buffer names;
 :meth:`AppLayer.eve_fields` builds the ``http``/``dns``/``tls``/``ssh`` object of an EVE alert.
-SMTP (and SMB, IMAP, POP3) flows are detected and named but not parsed.
+SMB is parsed for files and shares (``smb.py``); SMTP, IMAP and POP3 flows are detected and
+named but not parsed.
 
 Malformed input never raises: parsers record Suricata's app-layer event names on the
 transaction (``tx.events``) or, when there is none, on ``AppLayer.events``, and stop parsing
@@ -32,6 +34,7 @@ from sensor.applayer.dns import DnsParser, eve_dns
 from sensor.applayer.ftp import FtpParser
 from sensor.applayer.http import HttpParser
 from sensor.applayer.http_message import HttpTxData, body_buffers, eve_http
+from sensor.applayer.smb import SmbFile, SmbParser
 from sensor.applayer.ssh import SshParser, eve_ssh
 from sensor.applayer.tls import TlsParser, eve_tls
 
@@ -52,7 +55,7 @@ FAILED = "failed"
 _IPPROTO_UDP = 17
 _UDP_DETECT_DATAGRAMS = 4  # datagrams per direction inspected before giving up
 
-Parser = HttpParser | DnsParser | TlsParser | SshParser | FtpParser
+Parser = HttpParser | DnsParser | TlsParser | SshParser | FtpParser | SmbParser
 
 
 class AppLayer:
@@ -186,6 +189,8 @@ class AppLayer:
             self._parser = SshParser(cfg, self._updated)
         elif name == "ftp" and cfg.ftp and tcp:
             self._parser = FtpParser(cfg, self._updated, self.client_ip)
+        elif name == "smb" and cfg.smb and tcp:
+            self._parser = SmbParser(cfg, self._updated)
         pending, self._pending = self._pending, []
         self._seen.clear()
         if self._parser is not None:
@@ -205,6 +210,8 @@ class AppLayer:
         for tx in ready:
             if isinstance(tx.state, HttpTxData):
                 body_buffers(tx)
+            elif isinstance(tx.state, SmbFile):
+                tx.state.refresh()
         return ready
 
     @property

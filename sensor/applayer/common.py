@@ -77,6 +77,10 @@ class AppLayerSettings:
     * ``ssh_hassh``: compute HASSH from the KEXINITs (``app-layer.protocols.ssh.hassh``; off
       by default, switched on by the detection engine when a rule uses an ``ssh.hassh*``
       buffer, as Suricata does).
+    * ``smb_max_record``: an SMB record (NetBIOS session message) longer than this is not
+      held whole: its first 64 KiB are parsed (headers and the start of the data) and the
+      rest skipped, still counted in the file's size.
+    * ``smb_file_limit``: bytes of one SMB file kept for ``file.data`` and ``file.magic``.
     * ``inline``: parse a direction's TCP data when it arrives instead of when the peer
       acknowledges it (``stream.inline``; Suricata's IDS mode waits for the ACK, its inline
       mode does not). On in prevent mode, so a transaction rule fires on the segment that
@@ -88,6 +92,7 @@ class AppLayerSettings:
     tls: bool = True
     ssh: bool = True
     ftp: bool = True
+    smb: bool = True
     request_body_limit: int = 100 * 1024
     response_body_limit: int = 100 * 1024
     field_limit: int = 18000
@@ -101,6 +106,8 @@ class AppLayerSettings:
     max_transactions: int = 1024
     ssh_hassh: bool = False
     inline: bool = False  # parse TCP data on arrival, as Suricata's inline (IPS) mode does
+    smb_max_record: int = 1024 * 1024 + 4096  # NetBIOS record held whole (larger: head only)
+    smb_file_limit: int = 1024 * 1024  # bytes of one SMB file kept for file.data / magic
 
 
 class Transaction:
