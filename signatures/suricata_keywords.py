@@ -36,8 +36,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "dce_iface",
         "dce_opnum",
         "dce_stub_data",
-        "smb.named_pipe",
-        "smb.share",
         "smb.ntlmssp_user",
         "smb.ntlmssp_domain",
         "krb5_msg_type",
