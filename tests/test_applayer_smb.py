@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pcapgen import TcpSession, write_pcap
@@ -14,7 +15,13 @@ from pcapgen import TcpSession, write_pcap
 from sensor.applayer import AppLayer, AppLayerSettings, Transaction
 from sensor.applayer.smb import SmbParser
 from sensor.config import load_config
-from sensor.pipeline import RunRequest, run
+from sensor.errors import RuleError
+from sensor.pipeline import SENSOR_BUFFERS, RunRequest, run
+from signatures.build import SignatureBuilder
+from signatures.classification import Classifications
+from signatures.parser import parse_rule
+from signatures.rule import Signature
+from signatures.variables import Variables
 
 FID = bytes(range(16))
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -263,3 +270,45 @@ def test_mutated_smb_streams_never_raise(data: st.DataObject) -> None:
     for tx in _files(seen):
         assert isinstance(tx.get("file.data", True) or b"", bytes)
     assert len(p._files) <= 64 and len(p._reads) <= 1024
+
+
+def test_related_compound_create_write_close_names_the_file() -> None:
+    related = 0x4
+    msgs = [create(1, "r.txt"), write(2, b"one shot", fid=b"\xff" * 16),
+            close(3, fid=b"\xff" * 16)]  # fmt: skip
+    chain = b""
+    for i, m in enumerate(msgs):
+        flags = struct.unpack_from("<I", m, 16)[0] | (related if i else 0)
+        nxt = len(m) if i < len(msgs) - 1 else 0
+        chain += m[:16] + struct.pack("<II", flags, nxt) + m[24:]
+    p, seen = _parser()
+    p.feed(True, nbss(chain))
+    (tx,) = _files(seen)
+    assert tx.get("file.name", True) == b"r.txt" and tx.values["file.size"] == 8
+
+
+def test_file_rules_belong_to_no_protocol_but_are_not_ip_only() -> None:
+    builder = SignatureBuilder(Classifications.load(None), SENSOR_BUFFERS)
+
+    def build(text: str) -> Signature:
+        return builder.build(parse_rule(text, Variables.suricata_defaults()))
+
+    sig = build("alert tcp any any -> any any (filesize:<70; sid:1;)")
+    assert sig.app_proto is None and not sig.ip_only and sig.app_buffers == ("file.size",)
+    assert build('alert smb any any -> any any (filename:"a"; sid:2;)').app_proto == "smb"
+    share = build('alert tcp any any -> any any (smb.share; content:"C$"; sid:3;)')
+    assert share.app_proto == "smb"
+    with pytest.raises(RuleError, match="dns"):
+        build('alert dns any any -> any any (file.data; content:"x"; sid:4;)')
+
+
+def test_out_of_order_writes_fill_the_hole_without_recursion() -> None:
+    p, seen = _parser()
+    chunks = [bytes([65 + i % 26]) for i in range(300)]
+    for i in range(1, len(chunks)):  # every chunk after a one-byte hole at offset 0
+        p.feed(True, nbss(write(i, chunks[i], offset=i)))
+    p.feed(True, nbss(write(0, chunks[0], offset=0)) + nbss(close(9999)))
+    (tx,) = _files(seen)
+    # 256 chunks after the hole were held (the rest dropped): they join once it fills
+    assert tx.get("file.data", True) == b"".join(chunks[:257])
+    assert tx.values["file.size"] == 257

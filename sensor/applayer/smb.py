@@ -41,6 +41,7 @@ _NBSS_SESSION_MESSAGE = 0x00
 _RECORD_HEAD = 64 * 1024
 _MAX_PENDING = 1024  # requests awaiting their response (pipelined), per map
 _MAX_FILES = 64  # file transactions tracked at once per flow
+_MAX_HELD = 256  # chunks of one file held after a hole
 
 FileKey = tuple[bytes, bool]  # (FileId as bytes, to_server)
 
@@ -61,10 +62,18 @@ class SmbFile:
 
     def add(self, offset: int, chunk: bytes, declared: int) -> None:
         """``declared`` bytes were written at ``offset``; ``chunk`` is the part we have."""
-        if offset > self.size:
-            if offset < self.limit and sum(map(len, self.held.values())) < self.limit:
-                self.held[offset] = chunk[: self.limit - offset]
+        if offset > self.size:  # after a hole: held (bounded) until the hole fills
+            held = self.held
+            if (offset < self.limit and len(held) < _MAX_HELD
+                    and sum(map(len, held.values())) < self.limit):  # fmt: skip
+                held[offset] = chunk[: self.limit - offset]
             return
+        self._append(offset, chunk, declared)
+        while self.size in self.held:  # a hole just filled (iterative: chunks may be many)
+            nxt = self.held.pop(self.size)
+            self._append(self.size, nxt, len(nxt))
+
+    def _append(self, offset: int, chunk: bytes, declared: int) -> None:
         end = offset + declared
         if end <= self.size:
             return  # a retransmitted or overlapping write: first data wins
@@ -72,9 +81,6 @@ class SmbFile:
         if len(self.data) < self.limit and len(self.data) == self.size:
             self.data += keep[: self.limit - len(self.data)]
         self.size = end
-        while self.size in self.held:  # a hole just filled
-            nxt = self.held.pop(self.size)
-            self.add(self.size, nxt, len(nxt))
 
     def refresh(self) -> None:
         """Copy the state into the transaction's buffers (on pop_ready, not per chunk)."""
@@ -186,6 +192,9 @@ class SmbParser:
         name = self._creates.pop(key, None)
         if name is not None and ok:
             self._remember(self._names, fid, name)  # type: ignore[arg-type]
+
+    def name_file(self, fid: bytes, name: bytes) -> None:
+        self._remember(self._names, fid, name)  # type: ignore[arg-type]
 
     def read_request(self, key: object, fid: bytes, offset: int) -> None:
         self._remember(self._reads, key, (fid, offset))  # type: ignore[arg-type]

@@ -5,9 +5,12 @@ files and the SMB keywords: NEGOTIATE (dialect), TREE_CONNECT (share path, pipe 
 CREATE (name, FileId), READ, WRITE, CLOSE. Responses are matched to requests by MessageId,
 so pipelined requests work. Offsets in a message are relative to its header, as MS-SMB2 says.
 
+Related compounded messages (CREATE + WRITE + CLOSE in one record) name the CREATE's file by
+an all-ones FileId: that pseudo FileId carries the CREATE's name, so the file is tracked
+under it from WRITE to CLOSE.
+
 Non-goals: SESSION_SETUP/authentication, IOCTL, QUERY_INFO, change notify, oplock breaks,
-related compound operations that name the previous CREATE's FileId implicitly (their
-FileId is all ones; the data is then attributed to that pseudo FileId), SMB3 transforms.
+SMB3 transforms.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 # MessageId, Reserved (async: AsyncId low), TreeId (async: AsyncId high), SessionId, Signature
 HEADER = struct.Struct("<4sHHIHHIIQIIQ16s")
 _FLAG_RESPONSE = 0x00000001
+# The FileId a related message uses for "the file the previous CREATE opened"
+RELATED_FILE_ID = b"\xff" * 16
 _STATUS_PENDING = 0x00000103
 _STATUS_BUFFER_OVERFLOW = 0x80000005  # a READ that returns data anyway
 
@@ -99,7 +104,10 @@ def _message(p: SmbParser, to_server: bool, msg: bytes, hdr: tuple[object, ...])
         else:
             fields = CREATE_REQ.unpack_from(msg, body)
             off, length = fields[11], fields[12]
-            p.create_request(key, utf16_name(msg[off : off + length]))
+            name = utf16_name(msg[off : off + length])
+            p.create_request(key, name)
+            # related WRITE/READ/CLOSE messages after it name this file by RELATED_FILE_ID
+            p.name_file(RELATED_FILE_ID, name)
     elif command == WRITE and not response:
         _size, off, length, offset, fid = WRITE_REQ.unpack_from(msg, body)
         p.file_data(fid, True, offset, msg[off : off + length], length)
