@@ -136,10 +136,9 @@ def test_tree_connect_share_and_named_pipe() -> None:
     p.feed(True, nbss(tree_connect(2, "\\\\srv\\IPC$")))
     p.feed(False, nbss(tree_connect_resp(2, 2)))
     disk, pipe = seen
-    assert (
-        disk.get("smb.share", True) == b"\\\\srv\\public" and "smb.named_pipe" not in disk.buffers
-    )
-    assert pipe.get("smb.named_pipe", True) == b"\\\\srv\\IPC$" and "smb.share" not in pipe.buffers
+    # as Suricata keeps it: NUL bytes and the first byte dropped
+    assert disk.get("smb.share", True) == b"\\srv\\public" and "smb.named_pipe" not in disk.buffers
+    assert pipe.get("smb.named_pipe", True) == b"\\srv\\IPC$" and "smb.share" not in pipe.buffers
 
 
 def test_compounded_request_and_split_segments() -> None:

@@ -168,6 +168,8 @@ class SmbParser:
         table[key] = value
 
     def tree_request(self, key: object, share: bytes) -> None:
+        if len(share) > 1:  # Suricata drops the first byte: \\srv\share is \srv\share
+            share = share[1:]
         tx = self._new_tx()
         tx.set_buffer("smb.share", share, True)
         tx.progress_ts = PROGRESS_COMPLETE
