@@ -37,11 +37,9 @@ from signatures.rule import Signature
 from signatures.transforms import apply_chain, split_name
 from signatures.txvalues import NUMERIC_VALUES
 
-# Buffers the application layer fills: every registered application buffer but these
-# (file.name is read by filename/fileext, not as a sticky buffer); rules on them are reported
-# "not yet supported". file.magic needs libmagic: see sensor.pipeline.sensor_buffers().
-_NOT_PRODUCED = frozenset({"file.name"})
-APP_LAYER_BUFFERS = APP_BUFFERS - _NOT_PRODUCED
+# Buffers the application layer fills: every registered application buffer (file.magic
+# needs libmagic: see sensor.pipeline.sensor_buffers()).
+APP_LAYER_BUFFERS = APP_BUFFERS
 
 log = logging.getLogger("sekimori.detect")
 

@@ -20,7 +20,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "filemd5",
         "filesha1",
         "filesha256",
-        "file.name",
         "lua",
         "luajit",
         "dataset",

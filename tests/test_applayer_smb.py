@@ -219,15 +219,20 @@ def test_rules_on_an_smb2_upload_and_download(tmp_path: Path) -> None:
         'alert tcp any any -> any any (file.data; content:"downloaded"; sid:7;)',
         "alert smb any any -> any any (flow:to_server; sid:8;)",
         'alert http any any -> any any (file.data; content:"EICAR"; sid:9;)',
+        'alert tcp any any -> any any (file.name; content:"eicar.com"; endswith; sid:10;)',
+        'alert smb any any -> any any (file.name; content:"down.txt"; bsize:8; sid:11;)',
+        'alert smb any any -> any any (file.name; content:"nothere"; sid:12;)',
     ])  # fmt: skip
     alerts = _alerts(tmp_path, s.close().frames, rules + "\n")
     by_sid: dict[int, list[dict]] = {}
     for a in alerts:
         by_sid.setdefault(a["alert"]["signature_id"], []).append(a)
     # sid 1 matches the 68-byte upload and the 15-byte download
-    assert sorted(by_sid) == [1, 2, 3, 4, 5, 7, 8]
+    assert sorted(by_sid) == [1, 2, 3, 4, 5, 7, 8, 10, 11]
     assert [a["dest_port"] for a in by_sid[2]] == [445]  # the written file: towards the server
     assert [a["src_port"] for a in by_sid[7]] == [445]  # the read file: towards the client
+    assert [a["dest_port"] for a in by_sid[10]] == [445]  # file.name of the written file
+    assert [a["src_port"] for a in by_sid[11]] == [445]  # and of the read one
     assert len(by_sid[1]) == 2
     # a packet rule on the protocol: every to-server packet once SMB is known
     assert by_sid[8] and all(a["dest_port"] == 445 for a in by_sid[8])

@@ -89,3 +89,14 @@ def test_inline_mode_parses_on_arrival(tmp_path: Path) -> None:
     ids = _alerts(tmp_path / "off", _download(), [RULES[0]],
                   ("sensor.mode=prevent", "stream.inline=no"))  # fmt: skip
     assert ids == {1: 7}  # explicitly off: IDS timing even when preventing
+
+
+def test_file_name_sticky_buffer_on_the_http_file(tmp_path: Path) -> None:
+    """file.name (Suricata 7's sticky buffer; filename/fileext are its keyword forms) sees the
+    response file's name, on the same packet as fileext."""
+    rules = [
+        'alert http any any -> any any (file.name; content:"report.pdf"; bsize:10; sid:21;)',
+        'alert http any any -> any any (file.name; content:".PDF"; nocase; endswith; sid:22;)',
+        'alert http any any -> any any (file.name; content:"files/"; sid:23;)',
+    ]
+    assert _alerts(tmp_path, _download(), rules) == {21: 8, 22: 8}
