@@ -295,6 +295,15 @@ def _drive_live(loop: PacketLoop, source: Any, control: RunControl, config: Conf
         if now >= next_tick:
             loop.tick(now)
             next_tick = now + 1.0
+    # Stopping: what the kernel captured before the signal is still inspected (its alerts
+    # are written by the flush that follows), then the handle is released.
+    drain = getattr(source, "drain", None)
+    for ts_sec, ts_usec, linktype, data, wirelen in drain() if drain is not None else ():
+        cnt += 1
+        p = Packet(cnt, ts_sec, ts_usec, linktype, data)
+        p.wirelen = wirelen
+        p.iface = iface
+        loop.packet(p)
     source.close()
 
 

@@ -119,6 +119,28 @@ class LiveCapture:
         self.bytes_read += sum(len(r[3]) for r in batch)
         return batch
 
+    def drain(self, limit: int = 100_000) -> list[Record]:
+        """What the kernel already captured, without waiting (at most ``limit`` frames).
+
+        For a graceful stop: a frame captured before SIGTERM is inspected and its alert
+        written, not dropped with the ring."""
+        if self._closed:
+            return []
+        drained: list[Record] = []
+        try:
+            while len(drained) < limit:
+                before = len(self._pending)
+                self._pcap.dispatch(-1, self._collect)  # non-blocking handle: returns at once
+                if len(self._pending) == before:
+                    break
+                drained += self._pending
+                self._pending = []
+        except (OSError, ValueError):
+            pass  # the handle went away: nothing more to drain
+        self.packets_read += len(drained)
+        self.bytes_read += sum(len(r[3]) for r in drained)
+        return drained
+
     def __iter__(self) -> Iterator[Record]:
         while not self._stopped:
             yield from self.next_batch()
