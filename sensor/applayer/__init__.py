@@ -1,14 +1,14 @@
 """Application-layer parsing for one flow: protocol detection, HTTP/1.x, DNS, TLS, SSH, FTP,
-SMB.
+SMB, SNMP, SIP and Kerberos 5.
 
 Scope: :class:`AppLayer` is created lazily by the detection engine for a flow with data. It
 detects the protocol from the first bytes of either direction (``proto_name``, EVE's
 ``app_proto``; ``"failed"`` when detection gave up), hands stream data (TCP, in order, any
 chunking) or datagrams (UDP) to the matching parser, and returns the transactions whose
 buffers changed (:meth:`AppLayer.pop_ready`). Buffers carry Suricata 7's sticky-buffer names;
-:meth:`AppLayer.eve_fields` builds the ``http``/``dns``/``tls``/``ssh`` object of an EVE alert.
-SMB is parsed for files and shares (``smb.py``); SMTP, IMAP and POP3 flows are detected and
-named but not parsed.
+:meth:`AppLayer.eve_fields` builds the ``http``/``dns``/``tls``/``ssh``/``snmp``/``sip``/``krb5``
+object of an EVE alert. SMB is parsed for files and shares (``smb.py``); SMTP, IMAP and POP3
+flows are detected and named but not parsed.
 
 Malformed input never raises: parsers record Suricata's app-layer event names on the
 transaction (``tx.events``) or, when there is none, on ``AppLayer.events``, and stop parsing
@@ -34,7 +34,10 @@ from sensor.applayer.dns import DnsParser, eve_dns
 from sensor.applayer.ftp import FtpParser
 from sensor.applayer.http import HttpParser
 from sensor.applayer.http_message import HttpTxData, body_buffers, eve_http
+from sensor.applayer.krb5 import Krb5Parser, eve_krb5
+from sensor.applayer.sip import SipParser, eve_sip
 from sensor.applayer.smb import SmbFile, SmbParser
+from sensor.applayer.snmp import SnmpParser, eve_snmp
 from sensor.applayer.ssh import SshParser, eve_ssh
 from sensor.applayer.tls import TlsParser, eve_tls
 
@@ -55,7 +58,11 @@ FAILED = "failed"
 _IPPROTO_UDP = 17
 _UDP_DETECT_DATAGRAMS = 4  # datagrams per direction inspected before giving up
 
-Parser = HttpParser | DnsParser | TlsParser | SshParser | FtpParser | SmbParser
+Parser = (
+    HttpParser | DnsParser | TlsParser | SshParser | FtpParser | SmbParser | SnmpParser
+    | SipParser | Krb5Parser
+)
+_EVE = {"dns": eve_dns, "tls": eve_tls, "snmp": eve_snmp, "sip": eve_sip, "krb5": eve_krb5}
 
 
 class AppLayer:
@@ -191,6 +198,12 @@ class AppLayer:
             self._parser = FtpParser(cfg, self._updated, self.client_ip)
         elif name == "smb" and cfg.smb and tcp:
             self._parser = SmbParser(cfg, self._updated)
+        elif name == "snmp" and cfg.snmp and not tcp:
+            self._parser = SnmpParser(cfg, self._updated)
+        elif name == "sip" and cfg.sip:
+            self._parser = SipParser(cfg, tcp, self._updated)
+        elif name == "krb5" and cfg.krb5:
+            self._parser = Krb5Parser(cfg, tcp, self._updated)
         pending, self._pending = self._pending, []
         self._seen.clear()
         if self._parser is not None:
@@ -235,10 +248,9 @@ class AppLayer:
         for an alert on ``tx``."""
         if tx.proto == "http":
             return {"http": eve_http(tx)}
-        if tx.proto == "dns":
-            return {"dns": eve_dns(tx)}
-        if tx.proto == "tls":
-            return {"tls": eve_tls(tx)}
+        build = _EVE.get(tx.proto)
+        if build is not None:  # dns, tls, snmp, sip, krb5
+            return {tx.proto: build(tx)}
         if tx.proto == "ssh":
             ssh = eve_ssh(tx)
             return {"ssh": ssh} if ssh else {}

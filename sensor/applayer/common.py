@@ -51,6 +51,8 @@ DUAL_DIRECTION_BUFFERS = frozenset(
         "tls.random",
         "tls.random_time",
         "tls.random_bytes",
+        # SIP: the request's version to server, the response's to client
+        "sip.protocol",
     }
 )
 
@@ -93,6 +95,9 @@ class AppLayerSettings:
     ssh: bool = True
     ftp: bool = True
     smb: bool = True
+    snmp: bool = True
+    sip: bool = True
+    krb5: bool = True
     request_body_limit: int = 100 * 1024
     response_body_limit: int = 100 * 1024
     field_limit: int = 18000

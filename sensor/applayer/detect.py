@@ -8,7 +8,10 @@ Suricata 7's: HTTP methods (to server) and ``HTTP/`` (to client), TLS/SSL record
 ``PORT ``/``FEAT`` from the client (case-insensitive), FTP's ``220 (`` greeting from the server,
 ``+OK``/``* OK`` banners. Any other ``220`` greeting decides nothing: as in Suricata, an SMTP or
 FTP flow is recognised by the client's first command. DNS is recognised by port 53 plus a
-plausible header, as Suricata's probing parser does.
+plausible header, as Suricata's probing parser does; SNMP (UDP 161/162) and Kerberos 5
+(UDP/TCP 88) by port plus Suricata's probes (a BER envelope with a known version; an
+APPLICATION-tagged message with ``pvno 5``); SIP by its request methods (to server) and
+``SIP/2.0`` (to client) on UDP and TCP, whatever the port.
 
 Non-goals: keeping state across calls (``AppLayer`` buffers the bytes and calls again) and
 protocols sekimori cannot parse beyond naming them.
@@ -17,6 +20,10 @@ protocols sekimori cannot parse beyond naming them.
 from __future__ import annotations
 
 import struct
+
+from sensor.applayer.krb5 import probe as krb5_probe
+from sensor.applayer.krb5 import probe_tcp as krb5_probe_tcp
+from sensor.applayer.snmp import envelope_version as snmp_version
 
 NEED_MORE = None
 NO_MATCH = ""
@@ -51,6 +58,8 @@ _HTTP_METHODS = (
     b"VERSION-CONTROL",
     b"BASELINE-CONTROL",
 )
+_SIP_METHODS = (b"REGISTER", b"INVITE", b"ACK", b"BYE", b"CANCEL", b"UPDATE", b"REFER",
+                b"PRACK", b"SUBSCRIBE", b"NOTIFY", b"PUBLISH", b"MESSAGE", b"INFO")  # fmt: skip
 # (pattern, protocol, case-insensitive) at offset 0, as Suricata registers them
 _TS_PATTERNS: tuple[tuple[bytes, str, bool], ...] = (
     *((m + b" ", "http", False) for m in _HTTP_METHODS),
@@ -63,6 +72,8 @@ _TS_PATTERNS: tuple[tuple[bytes, str, bool], ...] = (
     (b"PASS ", "ftp", True),
     (b"PORT ", "ftp", True),
     (b"FEAT", "ftp", True),
+    # SIP request methods, as Suricata 7 registers them (no OPTIONS: that one is HTTP's)
+    *((m, "sip", False) for m in _SIP_METHODS),
 )
 _TC_PATTERNS: tuple[tuple[bytes, str, bool], ...] = (
     (b"HTTP/", "http", False),
@@ -70,8 +81,13 @@ _TC_PATTERNS: tuple[tuple[bytes, str, bool], ...] = (
     (b"220 (", "ftp", True),  # vsftpd-style greeting; other 220 banners decide nothing
     (b"+OK", "pop3", False),
     (b"* OK", "imap", False),
+    (b"SIP/2.0", "sip", False),
 )
+_SIP_TS = tuple((m, "sip", False) for m in _SIP_METHODS)
+_SIP_TC = ((b"SIP/2.0", "sip", False),)
 _DNS_PORTS = frozenset({53})
+_SNMP_PORTS = frozenset({161, 162})
+_KRB5_PORTS = frozenset({88})
 
 
 def _match(data: bytes, patterns: tuple[tuple[bytes, str, bool], ...]) -> str | None:
@@ -118,7 +134,18 @@ def detect_protocol(
     if ipproto == 17:
         if any(p in _DNS_PORTS for p in ports) and plausible_dns(data):
             return "dns"
-        return NO_MATCH
+        if any(p in _SNMP_PORTS for p in ports) and snmp_version(data) is not None:
+            return "snmp"
+        if any(p in _KRB5_PORTS for p in ports) and krb5_probe(data):
+            return "krb5"
+        found = _match(data, _SIP_TS if to_server else _SIP_TC)
+        return found if found else NO_MATCH  # a datagram is whole: a prefix is no match
+    if any(p in _KRB5_PORTS for p in ports):
+        krb5 = krb5_probe_tcp(data)
+        if krb5 is None:
+            return NEED_MORE
+        if krb5:
+            return "krb5"
     if any(p in _DNS_PORTS for p in ports):
         if len(data) < 14:
             return NEED_MORE
