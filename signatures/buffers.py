@@ -1,8 +1,9 @@
 """Registry of the buffer names payload keywords can inspect.
 
 Scope: the canonical names of Suricata 7 sticky buffers for packet data, packet headers,
-HTTP/1, DNS, TLS, SSH, SMB and files; the legacy spellings that select them; and the legacy
-content modifiers (``http_uri`` ...) and pcre flags (``/U`` ...) that move a pattern into one.
+HTTP/1, DNS, TLS, SSH, SMB, SNMP, SIP, Kerberos 5 and files; the legacy spellings that select
+them; and the legacy content modifiers (``http_uri`` ...) and pcre flags (``/U`` ...) that move
+a pattern into one.
 
 Non-goals: producing the buffers (decoders and the application layer do that) and knowing
 which of them the engine can produce right now (the caller passes that set to the builder).
@@ -84,6 +85,18 @@ APP_BUFFERS: frozenset[str] = frozenset(
         "ssh.hassh.string",
         "ssh.hassh.server",
         "ssh.hassh.server.string",
+        # SNMP, SIP, Kerberos 5
+        "snmp.community",
+        "snmp.usm",
+        "sip.method",
+        "sip.uri",
+        "sip.request_line",
+        "sip.stat_code",
+        "sip.stat_msg",
+        "sip.response_line",
+        "sip.protocol",
+        "krb5.cname",
+        "krb5.sname",
     }
 )
 
@@ -104,6 +117,8 @@ ALIASES: Mapping[str, str] = MappingProxyType(
         "ja3_string": "ja3.string",
         "ssh_proto": "ssh.proto",
         "ssh_software": "ssh.software",
+        "krb5_cname": "krb5.cname",
+        "krb5_sname": "krb5.sname",
         "http_request_line": "http.request_line",
         "http_response_line": "http.response_line",
         "http_header_names": "http.header_names",
@@ -203,6 +218,9 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
                 "ftp.bounce",
                 "smb.share",
                 "smb.named_pipe",
+                "sip.method",
+                "sip.uri",
+                "sip.request_line",
             ),
             _TS,
         ),
@@ -219,6 +237,9 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
                 "ja3s.string",
                 "ssh.hassh.server",
                 "ssh.hassh.server.string",
+                "sip.stat_code",
+                "sip.stat_msg",
+                "sip.response_line",
             ),
             _TC,
         ),
@@ -250,4 +271,7 @@ def buffer_app_proto(name: str) -> str | None:
         return "ssh"
     if name.startswith("ftp."):  # ftpbounce's value
         return "ftp"
+    for proto in ("snmp", "sip", "krb5"):  # buffers and values (snmp.version ...)
+        if name.startswith(proto + "."):
+            return proto
     return None

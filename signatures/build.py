@@ -61,7 +61,8 @@ _APP_PROTOCOLS: dict[str, frozenset[int]] = {
     "http": frozenset({6}), "http1": frozenset({6}), "tls": frozenset({6}),
     "ssl": frozenset({6}), "dns": frozenset({6, 17}), "ssh": frozenset({6}),
     "smtp": frozenset({6}), "ftp": frozenset({6}), "smb": frozenset({6}),
-    "pop3": frozenset({6}), "imap": frozenset({6}),
+    "pop3": frozenset({6}), "imap": frozenset({6}), "snmp": frozenset({17}),
+    "sip": frozenset({6, 17}), "krb5": frozenset({6, 17}),
 }  # fmt: skip
 _APP_ALIASES = {"http1": "http", "ssl": "tls"}
 

@@ -2,7 +2,8 @@
 tls_cert_notafter, tls_cert_expired, tls_cert_valid, ssl_state, dns.opcode, dns.rrtype, the
 file keywords filename, fileext, filesize (on HTTP and SMB files), the legacy SSH keywords
 ssh.protoversion and ssh.softwareversion (on the ssh.proto / ssh.software buffers of the
-packet's direction) and ftpbounce (on FTP's PORT command).
+packet's direction), ftpbounce (on FTP's PORT command), snmp.version and snmp.pdu_type
+(Suricata 7's u32 comparisons), krb5_msg_type and krb5_err_code (one exact integer).
 
 Scope: parse the keyword into a (value name, predicate) pair checked against
 ``Transaction.values`` of the application layer. Signatures keep only the (keyword, value)
@@ -24,11 +25,13 @@ TX_VALUE_KEYWORDS = {"tls.version": "tls", "ssl_version": "tls", "tls_cert_notbe
                      "filename": "file", "fileext": "file", "filesize": "file",
                      "ssh.protoversion": "ssh", "ssh.softwareversion": "ssh",
                      "ftpbounce": "ftp", "tls_cert_expired": "tls", "tls_cert_valid": "tls",
-                     "ssl_state": "tls"}  # fmt: skip
+                     "ssl_state": "tls", "snmp.version": "snmp", "snmp.pdu_type": "snmp",
+                     "krb5_msg_type": "krb5", "krb5_err_code": "krb5"}  # fmt: skip
 # names of the values they read: numbers in Transaction.values, the others buffers
 NUMERIC_VALUES = frozenset({"tls.version", "dns.opcode", "dns.rrtype", "file.size",
                             "ftp.bounce", "tls.cert_notbefore", "tls.cert_notafter",
-                            "tls.cert_validity", "tls.state"})  # fmt: skip
+                            "tls.cert_validity", "tls.state", "snmp.version",
+                            "snmp.pdu_type", "krb5.msg_type", "krb5.err_code"})  # fmt: skip
 # values whose predicate also needs the packet's time: it gets (value, epoch seconds)
 TIMED_VALUES = frozenset({"tls.cert_validity"})
 VALUE_OF = {"filename": "file.name", "fileext": "file.name", "filesize": "file.size",
@@ -36,7 +39,8 @@ VALUE_OF = {"filename": "file.name", "fileext": "file.name", "filesize": "file.s
             "ftpbounce": "ftp.bounce", "ssl_version": "tls.version",
             "tls_cert_notbefore": "tls.cert_notbefore",
             "tls_cert_notafter": "tls.cert_notafter", "tls_cert_expired": "tls.cert_validity",
-            "tls_cert_valid": "tls.cert_validity", "ssl_state": "tls.state"}  # fmt: skip
+            "tls_cert_valid": "tls.cert_validity", "ssl_state": "tls.state",
+            "krb5_msg_type": "krb5.msg_type", "krb5_err_code": "krb5.err_code"}  # fmt: skip
 _PROTOVERSION_RE = re.compile(r'\s*"?\s*([0-9]+(?:[.\-0-9]+)?|2_compat)\s*"?\s*')
 _SOFTWAREVERSION_RE = re.compile(r'\s*"?\s*([0-9a-zA-Z:._+\-\s]+?)\s*"?\s*')
 
@@ -76,6 +80,10 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
         return "dns.opcode", parse_uint("dns.opcode", text, 15).test
     if keyword == "dns.rrtype":
         return "dns.rrtype", parse_uint("dns.rrtype", text, 65535).test
+    if keyword in ("snmp.version", "snmp.pdu_type"):  # Suricata 7: u32 with operators
+        return keyword, parse_uint(keyword, text, 2**32 - 1).test
+    if keyword in ("krb5_msg_type", "krb5_err_code"):
+        return VALUE_OF[keyword], _exact_int(keyword, text)
     if keyword == "ssh.protoversion":
         return "ssh.proto", _protoversion_test(value or "")
     if keyword == "ssh.softwareversion":
@@ -89,6 +97,17 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
             raise RuleError("ftpbounce takes no value")
         return "ftp.bounce", lambda v: v == 1
     raise RuleError(f"unknown transaction keyword '{keyword}'")
+
+
+def _exact_int(keyword: str, text: str) -> Callable[[Any], bool]:
+    """krb5_msg_type / krb5_err_code: Suricata 7 takes one integer, matched exactly (no
+    operators; the error code may be negative, as Kerberos' Int32)."""
+    if not re.fullmatch(r"-?\d+", text):
+        raise RuleError(f"{keyword}: invalid value '{text}'")
+    if keyword == "krb5_msg_type" and not 0 <= int(text) <= 255:
+        raise RuleError(f"{keyword}: value {text} out of range")
+    wanted = int(text)
+    return lambda v: v == wanted
 
 
 def _validity_test(expired: bool) -> Callable[[Any], bool]:
