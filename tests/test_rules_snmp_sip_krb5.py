@@ -105,3 +105,14 @@ def test_keyword_values_are_validated() -> None:
         compile_tx_value("snmp.version", "three")
     assert compile_tx_value("krb5_err_code", "-1")[1](-1)
     assert compile_tx_value("snmp.pdu_type", "5")[1](5)
+
+
+def test_app_layer_events(tmp_path: Path) -> None:
+    frames = [udp(C, S, 40000, 88, as_req()), udp(S, C, 88, 40000, as_rep(etype=23))]
+    frames += [udp(C, S, 5061, 5060, b"INVITE sip:x;transport=udp SIP/2.0\r\n\r\n")]
+    rules = "\n".join([
+        "alert udp any any -> any any (app-layer-event:krb5.weak_encryption; sid:1;)",
+        "alert udp any any -> any any (app-layer-event:sip.invalid_data; sid:2;)",
+        "alert krb5 any any -> any any (krb5_msg_type:99; sid:3;)",  # turns the app layer on
+    ])  # fmt: skip
+    assert _sids(_alerts(tmp_path, frames, rules + "\n")) == [1, 2]

@@ -184,7 +184,8 @@ class Krb5Parser:
         try:
             head = read_tlv(data, 0, partial=True)  # the header alone must decode
         except BerError:
-            self.events.append("krb5.malformed_data")
+            if "krb5.malformed_data" not in self.events:  # once: the list stays bounded
+                self.events.append("krb5.malformed_data")
             return
         if head.cls != APPLICATION:
             return
@@ -206,6 +207,8 @@ class Krb5Parser:
             tx.values["krb5.err_code"] = msg.error_code
         if msg.etype is not None and msg.etype not in STRONG_ETYPES:
             tx.events.append("krb5.weak_encryption")
+            if "krb5.weak_encryption" not in self.events:  # flow-level for app-layer-event
+                self.events.append("krb5.weak_encryption")
         if msg.cname is not None:
             tx.set_buffer("krb5.cname", list(msg.cname), to_server)
         if msg.sname is not None:

@@ -139,10 +139,10 @@ class SipParser:
             try:
                 msg, _end = parse_message(data, to_server)
             except _Incomplete:
-                self.events.append("sip.incomplete_data")
+                self._event("sip.incomplete_data")
                 return
             except _Invalid:
-                self.events.append("sip.invalid_data")
+                self._event("sip.invalid_data")
                 return
             self._transaction(msg, to_server)
             return
@@ -168,10 +168,14 @@ class SipParser:
             self._skip[to_server] = msg.content_length - body
             del buf[: end + body]
 
+    def _event(self, name: str) -> None:
+        if name not in self.events:  # once each: a long UDP flow keeps the list bounded
+            self.events.append(name)
+
     def _fail(self, to_server: bool) -> None:
         self._failed[to_server] = True
         self._bufs[to_server].clear()
-        self.events.append("sip.invalid_data")
+        self._event("sip.invalid_data")
 
     def _transaction(self, msg: SipMessage, to_server: bool) -> None:
         tx = Transaction(self._next_id, "sip")

@@ -171,7 +171,8 @@ class SnmpParser:
         try:
             msg = parse_message(data)
         except (BerError, ValueError):
-            self.events.append("snmp.malformed_data")
+            if "snmp.malformed_data" not in self.events:  # once: the list stays bounded
+                self.events.append("snmp.malformed_data")
             return
         tx = Transaction(self._next_id, "snmp")
         self._next_id += 1
@@ -180,6 +181,9 @@ class SnmpParser:
             tx.events.append("snmp.version_mismatch")
         if msg.unknown_model:
             tx.events.append("snmp.unknown_security_model")
+        for name in tx.events:  # also flow-level, where app-layer-event looks (once each)
+            if name not in self.events:
+                self.events.append(name)
         tx.values["snmp.version"] = self.version
         if msg.pdu is not None:
             tx.values["snmp.pdu_type"] = msg.pdu.pdu_type
