@@ -170,7 +170,8 @@ def test_sip_udp_buffers_and_eve() -> None:
     assert al.eve_fields(req) == {"sip": {"method": "INVITE", "uri": "sip:bob@biloxi.example.com",
                                           "version": "SIP/2.0",
                                           "request_line": "INVITE sip:bob@biloxi.example.com SIP/2.0"}}  # fmt: skip
-    assert al.eve_fields(resp)["sip"]["code"] == "180"
+    assert al.eve_fields(resp)["sip"] == {"version": "SIP/2.0", "code": "180", "reason": "Ringing",
+                                          "response_line": "SIP/2.0 180 Ringing"}  # fmt: skip
 
 
 def test_sip_tcp_stream_split_and_pipelined() -> None:
@@ -205,8 +206,9 @@ def test_krb5_transactions_names_codes_and_eve() -> None:
     assert req.get("krb5.cname", True) == [b"alice"]
     assert req.get("krb5.sname", True) == [b"krbtgt", b"EXAMPLE.COM"]
     assert err.values == {"krb5.msg_type": 30, "krb5.err_code": 25}
-    assert al.eve_fields(err)["krb5"]["failed_request"] == "KRB_AS_REQ"
-    assert al.eve_fields(err)["krb5"]["error_code"] == "KDC_ERR_PREAUTH_REQUIRED"
+    krb5 = al.eve_fields(err)["krb5"]
+    assert isinstance(krb5, dict) and krb5["failed_request"] == "KRB_AS_REQ"
+    assert krb5["error_code"] == "KDC_ERR_PREAUTH_REQUIRED"
     assert rep.values == {"krb5.msg_type": 11} and rep.events == ["krb5.weak_encryption"]
     assert al.eve_fields(rep) == {"krb5": {
         "msg_type": "KRB_AS_REP", "cname": "alice", "realm": "EXAMPLE.COM",
