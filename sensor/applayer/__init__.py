@@ -59,8 +59,15 @@ _IPPROTO_UDP = 17
 _UDP_DETECT_DATAGRAMS = 4  # datagrams per direction inspected before giving up
 
 Parser = (
-    HttpParser | DnsParser | TlsParser | SshParser | FtpParser | SmbParser | SnmpParser
-    | SipParser | Krb5Parser
+    HttpParser
+    | DnsParser
+    | TlsParser
+    | SshParser
+    | FtpParser
+    | SmbParser
+    | SnmpParser
+    | SipParser
+    | Krb5Parser
 )
 _EVE = {"dns": eve_dns, "tls": eve_tls, "snmp": eve_snmp, "sip": eve_sip, "krb5": eve_krb5}
 
