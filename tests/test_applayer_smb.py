@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pcapgen import TcpSession, write_pcap
 
 from sensor.applayer import AppLayer, AppLayerSettings, Transaction
-from sensor.applayer.smb import SmbParser
+from sensor.applayer.smb import SmbFile, SmbParser
 from sensor.config import load_config
 from sensor.errors import RuleError
 from sensor.pipeline import SENSOR_BUFFERS, RunRequest, run
@@ -94,10 +94,9 @@ def _parser(**kw: int) -> tuple[SmbParser, list[Transaction]]:
 
 def _files(seen: list[Transaction]) -> list[Transaction]:
     for tx in seen:
-        state = tx.state
-        if state is not None:
-            state.refresh()  # type: ignore[attr-defined]
-    return [tx for tx in seen if tx.state is not None]
+        if isinstance(tx.state, SmbFile):
+            tx.state.refresh()
+    return [tx for tx in seen if isinstance(tx.state, SmbFile)]
 
 
 def test_written_file_is_a_to_server_file_sized_at_close() -> None:

@@ -8,7 +8,8 @@ chunking) or datagrams (UDP) to the matching parser, and returns the transaction
 buffers changed (:meth:`AppLayer.pop_ready`). Buffers carry Suricata 7's sticky-buffer names;
 :meth:`AppLayer.eve_fields` builds the ``http``/``dns``/``tls``/``ssh``/``snmp``/``sip``/``krb5``
 object of an EVE alert. SMB is parsed for files and shares (``smb.py``); SMTP, IMAP and POP3
-flows are detected and named but not parsed.
+flows are detected and named but not parsed; DCERPC over TCP and SMB named pipes feeds the
+dce keywords (``dcerpc.py``).
 
 Malformed input never raises: parsers record Suricata's app-layer event names on the
 transaction (``tx.events``) or, when there is none, on ``AppLayer.events``, and stop parsing
@@ -29,6 +30,7 @@ from sensor.applayer.common import (
     AppLayerSettings,
     Transaction,
 )
+from sensor.applayer.dcerpc import DcerpcParser
 from sensor.applayer.detect import NEED_MORE, NO_MATCH, detect_protocol
 from sensor.applayer.dns import DnsParser, eve_dns
 from sensor.applayer.ftp import FtpParser
@@ -68,6 +70,7 @@ Parser = (
     | SnmpParser
     | SipParser
     | Krb5Parser
+    | DcerpcParser
 )
 _EVE = {"dns": eve_dns, "tls": eve_tls, "snmp": eve_snmp, "sip": eve_sip, "krb5": eve_krb5}
 
@@ -79,6 +82,7 @@ class AppLayer:
         "_dirty",
         "_dirty_ids",
         "_events",
+        "_next_tx",
         "_parser",
         "_pending",
         "_seen",
@@ -102,6 +106,7 @@ class AppLayer:
         self.dport = dport
         self.proto_name: str | None = None
         self._events: list[str] = []
+        self._next_tx = 0
         self.last_ts = 0
         self._parser: Parser | None = None
         self._pending: list[tuple[bool, bytes]] = []  # data held back until detection decides
@@ -211,6 +216,9 @@ class AppLayer:
             self._parser = SipParser(cfg, tcp, self._updated)
         elif name == "krb5" and cfg.krb5:
             self._parser = Krb5Parser(cfg, tcp, self._updated)
+        elif name == "dcerpc" and cfg.dcerpc and tcp:
+            self._parser = DcerpcParser("dcerpc", self._new_tx, self._updated,
+                                        cfg.dcerpc_max_stub)  # fmt: skip
         pending, self._pending = self._pending, []
         self._seen.clear()
         if self._parser is not None:
@@ -218,6 +226,12 @@ class AppLayer:
                 self._parser.feed(direction, chunk)
 
     # ---------------------------------------------------------------- output
+    def _new_tx(self) -> Transaction:
+        """A transaction for a parser that numbers them through the flow (DCERPC)."""
+        tx = Transaction(self._next_tx, self.proto_name or "")
+        self._next_tx += 1
+        return tx
+
     def _updated(self, tx: Transaction) -> None:
         if tx.tx_id not in self._dirty_ids:
             self._dirty_ids.add(tx.tx_id)

@@ -15,6 +15,15 @@ from dataclasses import dataclass
 
 Buffer = bytes | list[bytes]
 
+
+class LittleEndianData(bytes):
+    """Buffer bytes whose integers are little-endian (a DCERPC stub whose PDU said so): the
+    ``dce`` option of byte_test/byte_jump/byte_extract reads them little-endian, any other
+    buffer big-endian, as Suricata's ``DETECT_CI_FLAGS_DCE_LE`` inspection flag does."""
+
+    __slots__ = ()
+
+
 # Progress per direction. Detection may treat a buffer as final once the direction's progress
 # has passed the stage that fills it (Suricata's "progress" of a transaction).
 PROGRESS_NONE = 0  # nothing seen yet in this direction
@@ -53,6 +62,8 @@ DUAL_DIRECTION_BUFFERS = frozenset(
         "tls.random_bytes",
         # SIP: the request's version to server, the response's to client
         "sip.protocol",
+        # DCERPC stub: the request's to server, the response's to client
+        "dce.stub_data",
     }
 )
 
@@ -83,6 +94,8 @@ class AppLayerSettings:
       held whole: its first 64 KiB are parsed (headers and the start of the data) and the
       rest skipped, still counted in the file's size.
     * ``smb_file_limit``: bytes of one SMB file kept for ``file.data`` and ``file.magic``.
+    * ``dcerpc_max_stub``: bytes of one DCERPC call's reassembled stub kept for
+      ``dce.stub_data`` (over TCP and SMB named pipes).
     * ``inline``: parse a direction's TCP data when it arrives instead of when the peer
       acknowledges it (``stream.inline``; Suricata's IDS mode waits for the ACK, its inline
       mode does not). On in prevent mode, so a transaction rule fires on the segment that
@@ -113,6 +126,8 @@ class AppLayerSettings:
     inline: bool = False  # parse TCP data on arrival, as Suricata's inline (IPS) mode does
     smb_max_record: int = 1024 * 1024 + 4096  # NetBIOS record held whole (larger: head only)
     smb_file_limit: int = 1024 * 1024  # bytes of one SMB file kept for file.data / magic
+    dcerpc: bool = True
+    dcerpc_max_stub: int = 1024 * 1024  # bytes of one call's (reassembled) stub kept
 
 
 class Transaction:

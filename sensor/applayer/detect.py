@@ -1,7 +1,8 @@
 """Application protocol detection from a flow's first bytes.
 
 Scope: :func:`detect_protocol` looks at the first bytes one direction sent and answers a
-protocol name (Suricata's ``app_proto`` names: http, tls, ssh, smtp, ftp, dns, smb, pop3, imap),
+protocol name (Suricata's ``app_proto`` names: http, tls, ssh, smtp, ftp, dns, smb, dcerpc,
+pop3, imap),
 ``NEED_MORE`` when the bytes are a prefix of a known pattern, or ``NO_MATCH``. Patterns follow
 Suricata 7's: HTTP methods (to server) and ``HTTP/`` (to client), TLS/SSL record headers, the
 ``SSH-`` banner (either side), SMTP's ``EHLO``/``HELO``/``QUIT`` and FTP's ``USER ``/``PASS ``/
@@ -12,6 +13,7 @@ plausible header, as Suricata's probing parser does; SNMP (UDP 161/162) and Kerb
 (UDP/TCP 88) by port plus Suricata's probes (a BER envelope with a known version; an
 APPLICATION-tagged message with ``pvno 5``); SIP by its request methods (to server) and
 ``SIP/2.0`` (to client) on UDP and TCP, whatever the port.
+DCERPC by a version 5.0 PDU header on any port (either direction), as Suricata's TCP probe.
 
 Non-goals: keeping state across calls (``AppLayer`` buffers the bytes and calls again) and
 protocols sekimori cannot parse beyond naming them.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import struct
 
+from sensor.applayer.dcerpc import looks_like_dcerpc
 from sensor.applayer.krb5 import probe as krb5_probe
 from sensor.applayer.krb5 import probe_tcp as krb5_probe_tcp
 from sensor.applayer.snmp import envelope_version as snmp_version
@@ -157,6 +160,10 @@ def detect_protocol(
         return tls
     if len(data) >= 8 and data[4:8] in (b"\xffSMB", b"\xfeSMB") and data[0] == 0:
         return "smb"
+    if data[0] == 5:  # a DCERPC CO PDU header, on any port (Suricata's probe)
+        dce = looks_like_dcerpc(data)
+        if dce is not False:
+            return "dcerpc" if dce else NEED_MORE
     found = _match(data, _TS_PATTERNS if to_server else _TC_PATTERNS)
     if found is not NO_MATCH:
         return found

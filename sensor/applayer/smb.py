@@ -15,7 +15,13 @@ decoders call the small state API below, which keeps:
   ``smb_file_limit``), ``file.size`` appears when CLOSE closes the file (Suricata's filesize
   only decides on closed files).
 
-Non-goals: DCERPC over pipes (dce_* keywords), SMB3 encryption/compression transforms,
+* named pipes: a file opened on a pipe share (IPC$) is a DCERPC pipe, as Suricata decides
+  by the tree's ``is_pipe`` and the pipe's name (``PSEXESVC`` is not DCERPC): its WRITE /
+  READ data (and SMB2 IOCTL FSCTL_PIPE_TRANSCEIVE, SMB1 TRANS TransactNmPipe) is handed to
+  one ``DcerpcParser`` per pipe, whose call transactions are SMB transactions with the
+  ``dce.*`` values and buffers; it is not a file.
+
+Non-goals: SMB3 encryption/compression transforms,
 session setup/authentication details, EVE ``smb`` records, file gaps (bytes after a hole are
 held back, up to the file limit, until the hole fills; never filled, they are not inspected).
 Malformed records are skipped (``smb.malformed_data`` on ``events``), never raised.
@@ -33,6 +39,7 @@ from sensor.applayer.common import (
     AppLayerSettings,
     Transaction,
 )
+from sensor.applayer.dcerpc import DcerpcParser
 
 _NBSS = struct.Struct(">I")  # type (8 bits) + length (24 bits): SMB2 direct TCP's framing
 _NBSS_SESSION_MESSAGE = 0x00
@@ -42,6 +49,9 @@ _RECORD_HEAD = 64 * 1024
 _MAX_PENDING = 1024  # requests awaiting their response (pipelined), per map
 _MAX_FILES = 64  # file transactions tracked at once per flow
 _MAX_HELD = 256  # chunks of one file held after a hole
+_MAX_PIPES = 16  # DCERPC pipes tracked at once per flow
+_MAX_TREES = 64  # pipe tree ids remembered
+_NOT_DCERPC_PIPES = frozenset({b"psexesvc"})  # Suricata: PsExec's pipe carries no DCERPC
 
 FileKey = tuple[bytes, bool]  # (FileId as bytes, to_server)
 
@@ -101,10 +111,12 @@ class SmbParser:
         self.events: list[str] = []
         self.dialect = 0  # negotiated SMB2 dialect (0x0202 ... 0x0311), 0 for SMB1
         self._trees: dict[object, Transaction] = {}  # request key -> tree connect tx
-        self._creates: dict[object, bytes] = {}  # request key -> file name
+        self._creates: dict[object, tuple[bytes, object]] = {}  # request key -> (name, tree)
         self._reads: dict[object, tuple[bytes, int]] = {}  # request key -> (FileId, offset)
         self._names: dict[bytes, bytes] = {}  # FileId -> name (Suricata's guid2name map)
         self._files: dict[FileKey, SmbFile] = {}
+        self._pipe_trees: dict[object, bool] = {}  # tree key -> True (pipe shares only)
+        self._pipes: dict[bytes, DcerpcParser] = {}  # FileId -> its DCERPC stream
 
     # ------------------------------------------------------------------ framing
     def feed(self, to_server: bool, data: bytes) -> None:
@@ -177,7 +189,9 @@ class SmbParser:
         self._remember(self._trees, key, tx)  # type: ignore[arg-type]
         self._updated(tx)
 
-    def tree_response(self, key: object, ok: bool, is_pipe: bool) -> None:
+    def tree_response(self, key: object, ok: bool, is_pipe: bool, tree: object = None) -> None:
+        if ok and is_pipe and tree is not None:
+            self._remember(self._pipe_trees, tree, True)  # type: ignore[arg-type]
         tx = self._trees.pop(key, None)
         if tx is None:
             return
@@ -187,13 +201,35 @@ class SmbParser:
         tx.to_client_done = True
         self._updated(tx)
 
-    def create_request(self, key: object, name: bytes) -> None:
-        self._remember(self._creates, key, name)  # type: ignore[arg-type]
+    def create_request(self, key: object, name: bytes, tree: object = None) -> None:
+        self._remember(self._creates, key, (name, tree))  # type: ignore[arg-type]
 
     def create_response(self, key: object, ok: bool, fid: bytes) -> None:
-        name = self._creates.pop(key, None)
-        if name is not None and ok:
-            self._remember(self._names, fid, name)  # type: ignore[arg-type]
+        pending = self._creates.pop(key, None)
+        if pending is None or not ok:
+            return
+        name, tree = pending
+        self._remember(self._names, fid, name)  # type: ignore[arg-type]
+        pipe = name.lstrip(b"\\").lower()
+        if tree in self._pipe_trees and pipe not in _NOT_DCERPC_PIPES and self.cfg.dcerpc:
+            if len(self._pipes) >= _MAX_PIPES:
+                self._pipes.pop(next(iter(self._pipes)))
+            self._pipes[fid] = DcerpcParser("smb", self._new_tx, self._updated,
+                                            self.cfg.dcerpc_max_stub, match_ctxid=False)  # fmt: skip
+
+    def trans_response(self, key: object, data: bytes) -> None:
+        """A TRANS response: the pipe's answer to the request with the same PID+MID."""
+        pending = self._reads.pop(key, None)
+        if pending is not None:
+            self.pipe_data(pending[0], False, data)
+
+    def pipe_data(self, fid: bytes, to_server: bool, data: bytes) -> bool:
+        """Bytes written to (read from) a DCERPC pipe; False when ``fid`` is not one."""
+        pipe = self._pipes.get(fid)
+        if pipe is None:
+            return False
+        pipe.feed(to_server, data)
+        return True
 
     def name_file(self, fid: bytes, name: bytes) -> None:
         self._remember(self._names, fid, name)  # type: ignore[arg-type]
@@ -209,6 +245,8 @@ class SmbParser:
     def file_data(self, fid: bytes, to_server: bool, offset: int, chunk: bytes,
                   declared: int) -> None:  # fmt: skip
         """WRITE (to server) or READ response (to client) data for FileId ``fid``."""
+        if self.pipe_data(fid, to_server, chunk):
+            return
         f = self._files.get((fid, to_server))
         if f is None or f.closed:
             if len(self._files) >= _MAX_FILES:
@@ -239,6 +277,7 @@ class SmbParser:
                 tx.progress_tc, tx.to_client_done = PROGRESS_COMPLETE, True
             self._updated(tx)
         self._names.pop(fid, None)
+        self._pipes.pop(fid, None)
 
 
 def utf16_name(raw: bytes) -> bytes:

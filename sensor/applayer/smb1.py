@@ -4,7 +4,9 @@ Scope: the 32-byte header, AndX chains, and the commands behind files and the SM
 TREE_CONNECT_ANDX (share path; service ``IPC`` marks a pipe share), NT_CREATE_ANDX (name,
 FID), WRITE_ANDX, READ_ANDX, CLOSE. Responses are matched to requests by (PID, MID).
 
-Non-goals: TRANS/TRANS2 (named pipe DCERPC, rename, delete), the older WRITE/READ and
+TRANS with TransactNmPipe carries DCERPC to and from a named pipe.
+
+Non-goals: other TRANS/TRANS2 subcommands (rename, delete, ...), the older WRITE/READ and
 OPEN commands, session setup, negotiation details.
 """
 
@@ -25,6 +27,14 @@ _FLAGS_REPLY = 0x80
 _FLAGS2_UNICODE = 0x8000
 
 CLOSE, WRITE_ANDX, READ_ANDX, TREE_CONNECT_ANDX, NT_CREATE_ANDX = 0x04, 0x2F, 0x2E, 0x75, 0xA2
+TRANS = 0x25
+_TRANSACT_NMPIPE = 0x0026  # TRANS subcommand: write to a pipe and read its answer
+# request: TotalParameterCount .. Reserved2 (skipped), ParameterCount, ParameterOffset,
+# DataCount, DataOffset, SetupCount, Reserved3, Setup[0] (subcommand), Setup[1] (FID)
+TRANS_REQ = struct.Struct("<18xHHHHBBHH")
+# response: TotalParameterCount, TotalDataCount, Reserved, ParameterCount, ParameterOffset,
+# ParameterDisplacement, DataCount, DataOffset
+TRANS_RESP = struct.Struct("<HHHHHHHH")
 _ANDX = frozenset({0x24, 0x2D, 0x2E, 0x2F, 0x73, 0x74, 0x75, 0xA2})  # commands with AndX
 _NO_ANDX = 0xFF
 _MAX_CHAIN = 8
@@ -56,6 +66,7 @@ def parse_record(p: SmbParser, to_server: bool, record: bytes) -> None:
         return
     unicode = bool(flags2 & _FLAGS2_UNICODE)
     key = ("smb1", hdr[9] | hdr[5] << 16, hdr[11])  # (PID, MID)
+    tree = ("smb1", hdr[8])  # TID
     pos = HEADER.size
     for _ in range(_MAX_CHAIN):
         wc = record[pos]
@@ -63,7 +74,7 @@ def parse_record(p: SmbParser, to_server: bool, record: bytes) -> None:
         nbytes = _U16.unpack_from(record, words + 2 * wc)[0]
         data = words + 2 * wc + 2  # the byte block, offsets relative to the SMB header
         _command(p, to_server, record, command, status == 0, key, unicode, words, wc, data,
-                 nbytes)  # fmt: skip
+                 nbytes, tree)  # fmt: skip
         if command not in _ANDX or wc < 2:
             return
         command, _res, nxt = ANDX.unpack_from(record, words)
@@ -88,7 +99,7 @@ def _string(record: bytes, pos: int, end: int, unicode: bool) -> tuple[bytes, in
 
 def _command(p: SmbParser, to_server: bool, record: bytes, command: int, ok: bool,
              key: object, unicode: bool, words: int, wc: int, data: int,
-             nbytes: int) -> None:  # fmt: skip
+             nbytes: int, tree: object) -> None:  # fmt: skip
     end = min(len(record), data + nbytes)
     body = words + ANDX.size  # the words after the AndX block
     if command == TREE_CONNECT_ANDX:
@@ -98,12 +109,12 @@ def _command(p: SmbParser, to_server: bool, record: bytes, command: int, ok: boo
             p.tree_request(key, path)
         else:
             service = record[data:end].split(b"\x00", 1)[0] if wc else b""
-            p.tree_response(key, ok, service == b"IPC")
+            p.tree_response(key, ok, service == b"IPC", tree)
     elif command == NT_CREATE_ANDX:
         if to_server:
             CREATE_REQ.unpack_from(record, body)
             name, _next = _string(record, data, end, unicode)
-            p.create_request(key, name)
+            p.create_request(key, name, tree)
         else:
             fid = _U16.pack(CREATE_RESP.unpack_from(record, body)[1]) if ok and wc else b""
             p.create_response(key, ok and wc > 0, fid)
@@ -125,5 +136,24 @@ def _command(p: SmbParser, to_server: bool, record: bytes, command: int, ok: boo
             p.read_response(key, True, record[doff : doff + length], length)
         else:
             p.read_response(key, False, b"", 0)
+    elif command == TRANS:
+        _trans(p, to_server, record, ok, key, words, wc)
     elif command == CLOSE and to_server and wc >= 1:
         p.close(_U16.pack(_U16.unpack_from(record, words)[0]))
+
+
+def _trans(p: SmbParser, to_server: bool, record: bytes, ok: bool, key: object, words: int,
+           wc: int) -> None:  # fmt: skip
+    """TRANS TransactNmPipe: the request's data goes to the pipe, the response's comes back
+    from it (matched to the request's FID by PID+MID)."""
+    if to_server:
+        if wc < 16:
+            return
+        _pc, _po, dcount, doff, _sc, _r, sub, fid = TRANS_REQ.unpack_from(record, words)
+        if sub == _TRANSACT_NMPIPE and p.pipe_data(_U16.pack(fid), True,
+                                                   record[doff : doff + dcount]):  # fmt: skip
+            p.read_request(key, _U16.pack(fid), 0)
+    elif ok and wc >= 10:
+        fields = TRANS_RESP.unpack_from(record, words)
+        dcount, doff = fields[6], fields[7]
+        p.trans_response(key, record[doff : doff + dcount])

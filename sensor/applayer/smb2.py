@@ -2,14 +2,15 @@
 
 Scope: the 64-byte header, compounded messages (``NextCommand``) and the commands behind
 files and the SMB keywords: NEGOTIATE (dialect), TREE_CONNECT (share path, pipe shares),
-CREATE (name, FileId), READ, WRITE, CLOSE. Responses are matched to requests by MessageId,
+CREATE (name, FileId), READ, WRITE, CLOSE, and IOCTL FSCTL_PIPE_TRANSCEIVE (a DCERPC pipe's
+request and answer). Responses are matched to requests by MessageId,
 so pipelined requests work. Offsets in a message are relative to its header, as MS-SMB2 says.
 
 Related compounded messages (CREATE + WRITE + CLOSE in one record) name the CREATE's file by
 an all-ones FileId: that pseudo FileId carries the CREATE's name, so the file is tracked
 under it from WRITE to CLOSE.
 
-Non-goals: SESSION_SETUP/authentication, IOCTL, QUERY_INFO, change notify, oplock breaks,
+Non-goals: SESSION_SETUP/authentication, other IOCTLs, QUERY_INFO, change notify, oplock breaks,
 SMB3 transforms.
 """
 
@@ -32,7 +33,7 @@ RELATED_FILE_ID = b"\xff" * 16
 _STATUS_PENDING = 0x00000103
 _STATUS_BUFFER_OVERFLOW = 0x80000005  # a READ that returns data anyway
 
-NEGOTIATE, TREE_CONNECT, CREATE, CLOSE, READ, WRITE = 0x0, 0x3, 0x5, 0x6, 0x8, 0x9
+NEGOTIATE, TREE_CONNECT, CREATE, CLOSE, READ, WRITE, IOCTL = 0x0, 0x3, 0x5, 0x6, 0x8, 0x9, 0xB
 
 NEGOTIATE_RESP = struct.Struct("<HHH")  # StructureSize, SecurityMode, DialectRevision
 TREE_REQ = struct.Struct("<HHHH")  # StructureSize, Flags, PathOffset, PathLength
@@ -51,6 +52,11 @@ READ_REQ = struct.Struct("<HBBIQ16s")
 READ_RESP = struct.Struct("<HBBII")  # StructureSize, DataOffset, Reserved, DataLength, Remaining
 # StructureSize, DataOffset, Length, Offset, FileId
 WRITE_REQ = struct.Struct("<HHIQ16s")
+
+# StructureSize, Reserved, CtlCode, FileId, InputOffset, InputCount (request and response)
+IOCTL_HEAD = struct.Struct("<HHI16sII")
+IOCTL_RESP_OUT = struct.Struct("<II")  # OutputOffset, OutputCount (after IOCTL_HEAD)
+FSCTL_PIPE_TRANSCEIVE = 0x0011C017
 
 _MAX_CHAIN = 32  # compounded messages decoded per record
 
@@ -93,7 +99,7 @@ def _message(p: SmbParser, to_server: bool, msg: bytes, hdr: tuple[object, ...])
     elif command == TREE_CONNECT:
         if response:
             share_type = TREE_RESP.unpack_from(msg, body)[1] if ok else 0
-            p.tree_response(key, ok, share_type == _SHARE_TYPE_PIPE)
+            p.tree_response(key, ok, share_type == _SHARE_TYPE_PIPE, ("smb2", hdr[10]))
         else:
             _size, _fl, off, length = TREE_REQ.unpack_from(msg, body)
             p.tree_request(key, utf16_name(msg[off : off + length]))
@@ -105,7 +111,7 @@ def _message(p: SmbParser, to_server: bool, msg: bytes, hdr: tuple[object, ...])
             fields = CREATE_REQ.unpack_from(msg, body)
             off, length = fields[11], fields[12]
             name = utf16_name(msg[off : off + length])
-            p.create_request(key, name)
+            p.create_request(key, name, ("smb2", hdr[10]))
             # related WRITE/READ/CLOSE messages after it name this file by RELATED_FILE_ID
             p.name_file(RELATED_FILE_ID, name)
     elif command == WRITE and not response:
@@ -119,5 +125,14 @@ def _message(p: SmbParser, to_server: bool, msg: bytes, hdr: tuple[object, ...])
             ok = ok or status == _STATUS_BUFFER_OVERFLOW
             _size, off, _r, length, _rem = READ_RESP.unpack_from(msg, body) if ok else (0,) * 5
             p.read_response(key, ok, msg[off : off + length], length)
+    elif command == IOCTL and (ok or not response):
+        _size, _r, code, fid, in_off, in_len = IOCTL_HEAD.unpack_from(msg, body)
+        if code != FSCTL_PIPE_TRANSCEIVE:
+            return
+        if response:  # the pipe's answer is the output buffer
+            out_off, out_len = IOCTL_RESP_OUT.unpack_from(msg, body + IOCTL_HEAD.size)
+            p.pipe_data(fid, False, msg[out_off : out_off + out_len])
+        else:
+            p.pipe_data(fid, True, msg[in_off : in_off + in_len])
     elif command == CLOSE and not response:
         p.close(CLOSE_REQ.unpack_from(msg, body)[3])
