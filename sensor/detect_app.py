@@ -14,6 +14,10 @@ filemagic/``file.magic`` through libmagic (sensor/applayer/magic.py), computed l
 when a rule needs it. Rules on file buffers alone (``alert tcp ... (filesize:>50;)``) are
 checked on both protocols' transactions, as Suricata's file inspection is.
 
+DCERPC rules (``alert dcerpc``, dce_iface/dce_opnum/dce_stub_data) are checked on DCERPC
+transactions over TCP and on SMB's named-pipe calls, as Suricata lets a dcerpc signature
+match an SMB flow.
+
 Non-goals: file extraction (filestore stores nothing), HTTP request-side files, HTTP/2.
 """
 
@@ -27,6 +31,7 @@ from typing import Any
 from sensor import detect_raw
 from sensor.applayer import AppLayer
 from sensor.applayer.common import AppLayerSettings, Transaction
+from sensor.applayer.dcerpc import iface_candidates
 from sensor.applayer.magic import LibMagic, MagicUnavailable, magic_input
 from sensor.detect_state import FlowDetectState
 from sensor.packet import TH_ACK, TH_RST, Packet
@@ -77,6 +82,8 @@ def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
     if name == "tls.cert_validity":  # tls_cert_expired/valid: (notBefore, notAfter)
         not_after = tx.values.get("tls.cert_notafter")
         return None if not_after is None else (tx.values.get("tls.cert_notbefore"), not_after)
+    if name == "dce.iface":  # the accepted interfaces a DCERPC request may use
+        return iface_candidates(tx)
     if name == "file.size" and tx.proto == "smb":  # an SMB file has one direction (write:
         # to server, read: to client), which its file.name marks
         return tx.values.get(name) if tx.get("file.name", to_server) is not None else None
@@ -204,6 +211,8 @@ class TxSource:
 
     def candidates(self, proto: str | None, tx: Transaction, to_server: bool) -> list[int]:
         groups = [g for g in (self._groups.get(proto or ""),) if g is not None]
+        if proto == "smb" and "dcerpc" in self._groups:  # DCERPC over SMB named pipes
+            groups.append(self._groups["dcerpc"])
         if proto in _FILE_PROTOCOLS and FILE_GROUP in self._groups:
             groups.append(self._groups[FILE_GROUP])
         if not groups:

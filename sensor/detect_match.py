@@ -56,7 +56,13 @@ def header_ok(s: Signature, p: Packet, fs: FlowDetectState | None, hostbits: Hos
         return False
     if p.ipver == 0:
         return False
-    if s.app_proto is not None and app_proto != s.app_proto:
+    if (
+        s.app_proto is not None
+        and app_proto != s.app_proto
+        and not (
+            s.app_proto == "dcerpc" and app_proto == "smb"  # DCERPC over SMB named pipes
+        )
+    ):
         return False
     if not addresses_ok(s, p):
         return False

@@ -1,7 +1,8 @@
 """Registry of the buffer names payload keywords can inspect.
 
 Scope: the canonical names of Suricata 7 sticky buffers for packet data, packet headers,
-HTTP/1, DNS, TLS, SSH, SMB, SNMP, SIP, Kerberos 5 and files; the legacy spellings that select
+HTTP/1, DNS, TLS, SSH, SMB, SNMP, SIP, Kerberos 5,
+DCERPC and files; the legacy spellings that select
 them; and the legacy content modifiers (``http_uri`` ...) and pcre flags (``/U`` ...) that move
 a pattern into one.
 
@@ -75,6 +76,8 @@ APP_BUFFERS: frozenset[str] = frozenset(
         "ja3.string",
         "ja3s.hash",
         "ja3s.string",
+        # DCERPC (over TCP and SMB named pipes): a call's request / response stub
+        "dce.stub_data",
         # SMB (tree connect share paths)
         "smb.share",
         "smb.named_pipe",
@@ -106,6 +109,8 @@ ALL_BUFFERS: frozenset[str] = frozenset({PKT_DATA}) | HEADER_BUFFERS | APP_BUFFE
 ALIASES: Mapping[str, str] = MappingProxyType(
     {
         "file_data": "file.data",
+        "dce_stub_data": "dce.stub_data",
+        "dcerpc.stub_data": "dce.stub_data",
         "filename": "file.name",
         "dns_query": "dns.query",
         "tls_sni": "tls.sni",
@@ -263,6 +268,8 @@ def buffer_app_proto(name: str) -> str | None:
         return "http"
     if name.startswith("smb."):
         return "smb"
+    if name.startswith("dce."):  # dce_stub_data, dce_iface, dce_opnum
+        return "dcerpc"
     if name.startswith("dns."):
         return "dns"
     if name.startswith(("tls.", "ja3", "ja4")):  # tls.version (a value keyword) too

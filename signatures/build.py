@@ -63,6 +63,7 @@ _APP_PROTOCOLS: dict[str, frozenset[int]] = {
     "smtp": frozenset({6}), "ftp": frozenset({6}), "smb": frozenset({6}),
     "pop3": frozenset({6}), "imap": frozenset({6}), "snmp": frozenset({17}),
     "sip": frozenset({6, 17}), "krb5": frozenset({6, 17}),
+    "dcerpc": frozenset({6, 17}),
 }  # fmt: skip
 _APP_ALIASES = {"http1": "http", "ssl": "tls"}
 
@@ -227,9 +228,18 @@ class SignatureBuilder:
                 app_proto = implied
                 transports = _APP_PROTOCOLS[implied]
                 l4 = transports if l4 is None else l4 & transports
+            elif app_proto == "smb" and implied == "dcerpc":
+                continue  # Suricata: an smb rule may use the DCERPC keywords (DCERPC over SMB)
+            elif implied == "smb" and app_proto == "dcerpc":
+                raise RuleError(f"buffer {b} can't be used in a dcerpc rule",
+                                category="mixed app protocols")  # fmt: skip
             elif implied != app_proto:
                 raise RuleError(f"buffer {b} does not belong to protocol {app_proto}",
                                 category="mixed app protocols")  # fmt: skip
+        if spec is not None and spec.dce_pkt and app_proto is None:
+            # byte_*...,dce on the payload makes a DCERPC rule (Suricata's byte_test setup)
+            app_proto = "dcerpc"
+            l4 = _APP_PROTOCOLS["dcerpc"] if l4 is None else l4 & _APP_PROTOCOLS["dcerpc"]
         has_pkt_data = "pkt_data" in programs
         inspect = self._inspect_mode(proto, draft)
         if inspect == INSPECT_STREAM and (draft.stream_size is not None or spec.positional_pkt):

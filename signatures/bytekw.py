@@ -8,14 +8,19 @@ DetectBytetestDoMatch / DetectBytejumpDoMatch / DetectByteExtractDoMatch / Detec
 This module holds the shared option parsing and number extraction; ``bytesteps`` holds
 the per-keyword parsers and hot-path steps.
 
-Non-goals: ``dce`` endianness (needs DCE/RPC state; raises UnsupportedKeyword).
+The ``dce`` option (or ``endian dce``) takes the byte order from the inspected buffer: a
+DCERPC stub from a little-endian PDU (``LittleEndianData``, see sensor/applayer/common.py)
+is read little-endian, anything else big-endian, as Suricata 7 applies its
+``DETECT_CI_FLAGS_DCE_LE`` buffer flag. Like Suricata, ``dce`` refuses string, big, little
+and the bases.
 """
 
 from __future__ import annotations
 
 import re
 
-from sensor.errors import RuleError, UnsupportedKeyword
+from sensor.applayer.common import LittleEndianData
+from sensor.errors import RuleError
 from signatures.inspect import MatchEnv
 
 U64 = (1 << 64) - 1
@@ -78,11 +83,13 @@ def read_c_number(chunk: bytes, base: int) -> tuple[int, int] | None:
 class Extractor:
     """Reads ``nbytes`` at a position: binary (big/little endian) or string in a base."""
 
-    __slots__ = ("base", "little", "mask", "nbytes", "nbytes_var", "shift", "string")
+    __slots__ = ("base", "dce", "little", "mask", "nbytes", "nbytes_var", "shift", "string")
 
     def __init__(
-        self, nbytes: int, nbytes_var: str | None, string: bool, base: int, little: bool, mask: int
-    ) -> None:
+        self, nbytes: int, nbytes_var: str | None, string: bool, base: int, little: bool,
+        mask: int, dce: bool = False,
+    ) -> None:  # fmt: skip
+        self.dce = dce  # byte order from the buffer (DCERPC stub's data representation)
         self.nbytes = nbytes
         self.nbytes_var = nbytes_var
         self.string = string
@@ -110,7 +117,8 @@ class Extractor:
                 return None
             value, consumed = parsed  # Suricata moves on by the bytes strtoull consumed
         else:
-            value = int.from_bytes(buf[pos : pos + nbytes], "little" if self.little else "big")
+            little = self.little or (self.dce and isinstance(buf, LittleEndianData))
+            value = int.from_bytes(buf[pos : pos + nbytes], "little" if little else "big")
             consumed = nbytes
         if self.mask:
             value &= self.mask
@@ -135,6 +143,7 @@ class ByteOptions:
         self.post_offset = 0
         self.from_beginning = False
         self.from_end = False
+        self.dce = False
 
     def apply(self, word: str, allowed: frozenset[str]) -> None:
         parts = word.split()
@@ -142,9 +151,11 @@ class ByteOptions:
         arg = parts[1] if len(parts) > 1 else None
         if name not in allowed or (arg is not None and name not in _TAKES_ARG) or len(parts) > 2:
             raise RuleError(f"{self.keyword}: unknown option {word.strip()!r}")
-        if name == "dce" or arg == "dce":
-            raise UnsupportedKeyword(f"{self.keyword} dce")
-        if name == "relative":
+        if name == "dce" or (name == "endian" and arg == "dce"):
+            if self.dce:
+                raise RuleError(f"{self.keyword}: dce given twice")
+            self.dce = True
+        elif name == "relative":
             self.relative = True
         elif name in ("big", "little"):
             self._endian(name)
@@ -185,6 +196,8 @@ class ByteOptions:
         self.base = _BASES[name]
 
     def finish(self, nbytes: int | None, numeric_max: int, min_bytes: int = 1) -> Extractor:
+        if self.dce and (self.string or self.endian_set or self.base):
+            raise RuleError(f"{self.keyword}: dce excludes string, big, little and the bases")
         if self.base and not self.string:
             raise RuleError(f"{self.keyword}: hex/dec/oct need 'string'")
         if self.string and self.endian_set:
@@ -197,7 +210,7 @@ class ByteOptions:
                 raise RuleError(
                     f"{self.keyword}: {kind} bytes must be {min_bytes}-{limit}, got {nbytes}"
                 )
-        return Extractor(nbytes or 0, None, self.string, base, self.little, self.mask)
+        return Extractor(nbytes or 0, None, self.string, base, self.little, self.mask, self.dce)
 
 
 _TAKES_ARG = frozenset({"string", "bitmask", "multiplier", "align", "post_offset", "endian"})

@@ -5,7 +5,7 @@ Scope: one ``parse_*`` function per keyword returning a precompiled step, and th
 byte_jump and byte_extract move it past what they read/jumped to). Shared option parsing
 and number extraction live in ``bytekw``.
 
-Non-goals: dce endianness, 64-bit-overflow quirks of Suricata's int32 casts of variables.
+Non-goals: 64-bit-overflow quirks of Suricata's int32 casts of variables.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ errors, derives the "relative next" links that drive backtracking, and freezes t
 result into precompiled steps. Keyword details live in ``content``, ``pcre``,
 ``bytekw``/``bytesteps``, ``inspect`` and ``payload_plan``.
 
-Non-goals: ``prefilter`` and ``dsize`` (the lead's builder), producing buffers, dce.
+Non-goals: ``prefilter`` and ``dsize`` (the lead's builder), producing buffers. (A byte_*
+keyword's ``dce`` option only flags the rule as DCERPC when it reads pkt_data: ``dce_pkt``.)
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ class PayloadSpec:
     # a pkt_data content has depth or offset: Suricata then inspects a TCP rule on the
     # packet payload as well as on the stream (see signatures.rule.INSPECT_BOTH)
     positional_pkt: bool = False
+    # a byte_* keyword with the dce option reads pkt_data: the rule becomes a DCERPC rule
+    dce_pkt: bool = False
 
 
 @dataclass
@@ -138,6 +141,7 @@ class PayloadBuilder:
         self._fast_pattern_seen = False
         self._fresh = False  # the active sticky buffer has no keyword yet (transforms go here)
         self._var_kinds: set[str] = set()  # "flow"/"pkt": variables its pcre captures set
+        self._dce_pkt = False  # a byte_* dce keyword on pkt_data
 
     def claims(self, name: str) -> bool:
         return name in _CLAIMED
@@ -301,6 +305,8 @@ class PayloadBuilder:
     def _byte(self, name: str, value: str | None) -> None:
         step = _BYTE_PARSERS[name](value, self._known())
         relative = bool(step.relative)
+        if step.ext.dce and self._buffer == PKT_DATA:
+            self._dce_pkt = True
         reach: ReachItem
         if name == "byte_jump" or getattr(step.ext, "nbytes_var", None) is not None:
             reach = ReachItem("unbounded", relative)
@@ -393,7 +399,8 @@ class PayloadBuilder:
             it.content is not None and (it.content.has_depth or it.content.has_offset)
             for it in pkt_items
         )
-        return PayloadSpec(programs, fp, reach, frozenset(self._var_kinds), positional)
+        return PayloadSpec(programs, fp, reach, frozenset(self._var_kinds), positional,
+                           self._dce_pkt)  # fmt: skip
 
 
 def _link_relatives(items: list[_Item]) -> None:

@@ -3,7 +3,8 @@ tls_cert_notafter, tls_cert_expired, tls_cert_valid, ssl_state, dns.opcode, dns.
 file keywords filename, fileext, filesize (on HTTP and SMB files), the legacy SSH keywords
 ssh.protoversion and ssh.softwareversion (on the ssh.proto / ssh.software buffers of the
 packet's direction), ftpbounce (on FTP's PORT command), snmp.version and snmp.pdu_type
-(Suricata 7's u32 comparisons), krb5_msg_type and krb5_err_code (one exact integer).
+(Suricata 7's u32 comparisons), krb5_msg_type and krb5_err_code (one exact integer) and the DCERPC
+dce_iface/dce_opnum (signatures/dcekw.py).
 
 Scope: parse the keyword into a (value name, predicate) pair checked against
 ``Transaction.values`` of the application layer. Signatures keep only the (keyword, value)
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sensor.errors import RuleError
+from signatures.dcekw import DCE_KEYWORDS, compile_dce
 from signatures.numeric import parse_uint
 from signatures.txtime import cert_time_test
 
@@ -26,12 +28,14 @@ TX_VALUE_KEYWORDS = {"tls.version": "tls", "ssl_version": "tls", "tls_cert_notbe
                      "ssh.protoversion": "ssh", "ssh.softwareversion": "ssh",
                      "ftpbounce": "ftp", "tls_cert_expired": "tls", "tls_cert_valid": "tls",
                      "ssl_state": "tls", "snmp.version": "snmp", "snmp.pdu_type": "snmp",
-                     "krb5_msg_type": "krb5", "krb5_err_code": "krb5"}  # fmt: skip
+                     "krb5_msg_type": "krb5", "krb5_err_code": "krb5",
+                     **dict.fromkeys(DCE_KEYWORDS, "dcerpc")}  # fmt: skip
 # names of the values they read: numbers in Transaction.values, the others buffers
 NUMERIC_VALUES = frozenset({"tls.version", "dns.opcode", "dns.rrtype", "file.size",
                             "ftp.bounce", "tls.cert_notbefore", "tls.cert_notafter",
                             "tls.cert_validity", "tls.state", "snmp.version",
-                            "snmp.pdu_type", "krb5.msg_type", "krb5.err_code"})  # fmt: skip
+                            "snmp.pdu_type", "krb5.msg_type", "krb5.err_code",
+                            "dce.opnum"})  # fmt: skip
 # values whose predicate also needs the packet's time: it gets (value, epoch seconds)
 TIMED_VALUES = frozenset({"tls.cert_validity"})
 VALUE_OF = {"filename": "file.name", "fileext": "file.name", "filesize": "file.size",
@@ -40,7 +44,8 @@ VALUE_OF = {"filename": "file.name", "fileext": "file.name", "filesize": "file.s
             "tls_cert_notbefore": "tls.cert_notbefore",
             "tls_cert_notafter": "tls.cert_notafter", "tls_cert_expired": "tls.cert_validity",
             "tls_cert_valid": "tls.cert_validity", "ssl_state": "tls.state",
-            "krb5_msg_type": "krb5.msg_type", "krb5_err_code": "krb5.err_code"}  # fmt: skip
+            "krb5_msg_type": "krb5.msg_type", "krb5_err_code": "krb5.err_code",
+            **DCE_KEYWORDS}  # fmt: skip
 _PROTOVERSION_RE = re.compile(r'\s*"?\s*([0-9]+(?:[.\-0-9]+)?|2_compat)\s*"?\s*')
 _SOFTWAREVERSION_RE = re.compile(r'\s*"?\s*([0-9a-zA-Z:._+\-\s]+?)\s*"?\s*')
 
@@ -52,6 +57,8 @@ _TLS_VERSIONS = {"ssl3": 0x0300, "3.0": 0x0300, "1.0": 0x0301, "1.1": 0x0302, "1
 def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[Any], bool]]:
     """(name of the value read, predicate) for one keyword; RuleError when invalid."""
     text = (value or "").strip()
+    if keyword in DCE_KEYWORDS:
+        return compile_dce(keyword, value)
     if keyword in ("filename", "fileext"):
         return "file.name", _file_name_test(keyword, text)
     if keyword == "filesize":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sensor.errors import RuleError, UnsupportedKeyword
+from sensor.errors import RuleError
 from signatures.bytekw import strtoull
 from signatures.payload import MatchEnv, PayloadBuilder, PayloadSpec
 
@@ -286,11 +286,18 @@ def test_errors(opt: Opt, message: str) -> None:
         build(opt)
 
 
-def test_dce_is_unsupported() -> None:
-    with pytest.raises(UnsupportedKeyword, match="byte_test dce"):
-        build(k("byte_test", "2,=,1,0,dce"))
-    with pytest.raises(UnsupportedKeyword, match="byte_math dce"):
-        build(k("byte_math", "bytes 2, offset 0, oper +, rvalue 1, result r, endian dce"))
+def test_dce_reads_the_buffers_byte_order() -> None:
+    """dce: little-endian only on a buffer marked so (a DCERPC stub), big-endian otherwise."""
+    from sensor.applayer.common import LittleEndianData
+
+    spec = build(k("byte_test", "2,=,1,0,dce"))
+    assert spec.dce_pkt  # on pkt_data: the rule builder makes it a dcerpc rule
+    assert hits(spec, b"\x00\x01") and not hits(spec, b"\x01\x00")
+    assert hits(spec, LittleEndianData(b"\x01\x00"))
+    spec = build(k("byte_math", "bytes 2, offset 0, oper +, rvalue 1, result r, endian dce"))
+    assert run(spec, LittleEndianData(b"\x01\x00"))[1].vars["r"] == 2
+    with pytest.raises(RuleError, match="dce excludes"):
+        build(k("byte_test", "2,=,1,0,little,dce"))
 
 
 def test_variables_are_rule_wide() -> None:
