@@ -35,6 +35,9 @@ from sensor.applayer.detect import NEED_MORE, NO_MATCH, detect_protocol
 from sensor.applayer.dns import DnsParser, eve_dns
 from sensor.applayer.ftp import FtpParser
 from sensor.applayer.http import HttpParser
+from sensor.applayer.http2 import Http2Parser
+from sensor.applayer.http2_tx import Http2TxData, eve_http2
+from sensor.applayer.http2_tx import body_buffers as http2_body_buffers
 from sensor.applayer.http_message import HttpTxData, body_buffers, eve_http
 from sensor.applayer.krb5 import Krb5Parser, eve_krb5
 from sensor.applayer.sip import SipParser, eve_sip
@@ -62,6 +65,7 @@ _UDP_DETECT_DATAGRAMS = 4  # datagrams per direction inspected before giving up
 
 Parser = (
     HttpParser
+    | Http2Parser
     | DnsParser
     | TlsParser
     | SshParser
@@ -142,6 +146,20 @@ class AppLayer:
             return
         if self._parser is not None:
             self._parser.feed(to_server, data)
+            if isinstance(self._parser, HttpParser) and self._parser.h2c is not None:
+                self._switch_h2c(self._parser)
+
+    def _switch_h2c(self, http: HttpParser) -> None:
+        """``Upgrade: h2c`` answered by 101: the flow is HTTP/2 from here on (Suricata
+        changes the flow's app_proto to http2); the bytes after the switch are replayed."""
+        method, target, ts_rest, tc_rest = http.h2c or (b"", b"", b"", b"")
+        self._events.extend(http.events)
+        h2 = Http2Parser(self.cfg, self._updated, first_id=http.next_id)
+        h2.upgraded(method, target)
+        self._parser = h2
+        self.proto_name = "http2"
+        h2.feed(False, tc_rest)
+        h2.feed(True, ts_rest)
 
     def sniff(self, to_server: bool, data: bytes) -> None:
         """TCP: protocol detection on bytes as they arrive, ahead of :meth:`feed`, which the
@@ -200,6 +218,8 @@ class AppLayer:
         tcp = self.ipproto != _IPPROTO_UDP
         if name == "http" and cfg.http and tcp:
             self._parser = HttpParser(cfg, self._updated)
+        elif name == "http2" and cfg.http and tcp:
+            self._parser = Http2Parser(cfg, self._updated)
         elif name == "tls" and cfg.tls and tcp:
             self._parser = TlsParser(cfg, self._updated)
         elif name == "dns" and cfg.dns:
@@ -223,7 +243,7 @@ class AppLayer:
         self._seen.clear()
         if self._parser is not None:
             for direction, chunk in pending:
-                self._parser.feed(direction, chunk)
+                self.feed(direction, chunk, self.last_ts)
 
     # ---------------------------------------------------------------- output
     def _new_tx(self) -> Transaction:
@@ -244,6 +264,8 @@ class AppLayer:
         for tx in ready:
             if isinstance(tx.state, HttpTxData):
                 body_buffers(tx)
+            elif isinstance(tx.state, Http2TxData):
+                http2_body_buffers(tx)
             elif isinstance(tx.state, SmbFile):
                 tx.state.refresh()
         return ready
@@ -269,6 +291,8 @@ class AppLayer:
         for an alert on ``tx``."""
         if tx.proto == "http":
             return {"http": eve_http(tx)}
+        if tx.proto == "http2":
+            return {"http": eve_http2(tx)}
         build = _EVE.get(tx.proto)
         if build is not None:  # dns, tls, snmp, sip, krb5
             return {tx.proto: build(tx)}

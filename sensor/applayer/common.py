@@ -46,6 +46,8 @@ DUAL_DIRECTION_BUFFERS = frozenset(
         "http.connection",
         "http.protocol",
         "file.data",
+        "http2.header_name",
+        "http2.header",
         # TLS certificates: the server's (to client) and, with client auth, the client's
         "tls.cert_subject",
         "tls.cert_issuer",

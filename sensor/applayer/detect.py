@@ -1,8 +1,8 @@
 """Application protocol detection from a flow's first bytes.
 
 Scope: :func:`detect_protocol` looks at the first bytes one direction sent and answers a
-protocol name (Suricata's ``app_proto`` names: http, tls, ssh, smtp, ftp, dns, smb, dcerpc,
-pop3, imap),
+protocol name (Suricata's ``app_proto`` names: http, http2 (the client preface), tls, ssh,
+smtp, ftp, dns, smb, dcerpc, pop3, imap),
 ``NEED_MORE`` when the bytes are a prefix of a known pattern, or ``NO_MATCH``. Patterns follow
 Suricata 7's: HTTP methods (to server) and ``HTTP/`` (to client), TLS/SSL record headers, the
 ``SSH-`` banner (either side), SMTP's ``EHLO``/``HELO``/``QUIT`` and FTP's ``USER ``/``PASS ``/
@@ -68,6 +68,7 @@ _TS_PATTERNS: tuple[tuple[bytes, str, bool], ...] = (
     *((m + b" ", "http", False) for m in _HTTP_METHODS),
     *((m + b"\t", "http", False) for m in _HTTP_METHODS),
     (b"SSH-", "ssh", False),
+    (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "http2", False),  # h2c with prior knowledge
     (b"EHLO", "smtp", True),
     (b"HELO", "smtp", True),
     (b"QUIT", "smtp", True),

@@ -5,10 +5,11 @@ direction, so data fed one byte at a time gives the same result), pipelining and
 (responses are paired with requests in order), ``Content-Length`` and chunked bodies,
 ``1xx`` interim responses, ``HEAD``/``204``/``304`` bodyless responses, bodies delimited by
 connection close (finished by :meth:`HttpParser.close`), ``CONNECT``/``101`` tunnels (parsing
-stops). Anomalies become Suricata's ``http.*`` app-layer event names on the transaction;
+stops; after a request with ``Upgrade: h2c`` the client's next bytes wait for the answer, and
+a ``101`` sets :attr:`HttpParser.h2c` so the caller hands the flow to the HTTP/2 parser). Anomalies become Suricata's ``http.*`` app-layer event names on the transaction;
 a line longer than the field limit or an invalid chunk length stops that direction.
 
-Non-goals: HTTP/2, multipart/file extraction, request decompression (Suricata 7 does not
+Non-goals: HTTP/2 itself (``http2.py``), multipart/file extraction, request decompression (Suricata 7 does not
 decompress request bodies by default either).
 """
 
@@ -52,6 +53,8 @@ S_CHUNK_END = 5
 S_TRAILER = 6
 S_BODY_CLOSE = 7
 S_STOP = 8  # failed, tunnel or protocol switch: nothing more is parsed in this direction
+S_WAIT = 9  # request asked for h2c: the client's next bytes wait for the server's answer
+_H2C_HOLD = 64 * 1024  # client bytes held while waiting; beyond that HTTP/1 parsing resumes
 
 
 class _Side:
@@ -92,6 +95,13 @@ class HttpParser:
         self._next_id = 0
         self._pending: list[Transaction] = []  # requests still waiting for their response
         self.events: list[str] = []  # anomalies that stopped a direction (flow-level count)
+        # set by a 101 answering an h2c upgrade: (method, target, client rest, server rest)
+        self.h2c: tuple[bytes, bytes, bytes, bytes] | None = None
+
+    @property
+    def next_id(self) -> int:
+        """The id the next transaction gets (an HTTP/2 parser taking over continues it)."""
+        return self._next_id
 
     # ----------------------------------------------------------------- driving
     def feed(self, to_server: bool, data: bytes) -> None:
@@ -99,10 +109,27 @@ class HttpParser:
         if side.state == S_STOP or not data:
             return
         side.buf += data
-        steps = self._step_request if to_server else self._step_response
-        while side.state != S_STOP and steps(side):
+        if side.state == S_WAIT and len(side.buf) > _H2C_HOLD:
+            side.state = S_LINE
+        self._run(side)
+        if (
+            self._ts.state == S_WAIT
+            and self.h2c is None
+            and ((not self._pending and self._tc.tx is None) or self._tc.state == S_STOP)
+        ):
+            self._ts.state = S_LINE  # answered without a switch: HTTP/1 goes on
+            self._run(self._ts)
+
+    def _run(self, side: _Side) -> None:
+        steps = self._step_request if side.request else self._step_response
+        while side.state not in (S_STOP, S_WAIT) and steps(side):
             pass
         self._compact(side)
+        if self.h2c is not None and not side.request:
+            method, target = self.h2c[0], self.h2c[1]
+            self.h2c = (method, target, bytes(self._ts.buf), bytes(side.buf))
+            self._ts.buf.clear()
+            side.buf.clear()
 
     def close(self) -> None:
         """Connection closed: a header block cut short ends there (libhtp finalises it),
@@ -314,6 +341,12 @@ class HttpParser:
         if tunnel:
             self._finish(side)
             side.state = S_STOP
+            if (
+                upgrade
+                and self._ts.state == S_WAIT
+                and b"h2c" in (header_value(data.resp_headers, b"upgrade") or b"").lower()
+            ):
+                self.h2c = (data.method, data.target, b"", b"")  # rests filled by _run
             self._ts.state = S_STOP
             return
         # a 204 announcing a length is read anyway (libhtp), a 304's length is the resource's
@@ -444,4 +477,8 @@ class HttpParser:
             tx.to_client_done = True
         side.tx = None
         side.state = S_LINE
+        if side.request and isinstance(tx.state, HttpTxData):
+            upgrade = header_value(tx.state.req_headers, b"upgrade") or b""
+            if b"h2c" in upgrade.lower():
+                side.state = S_WAIT  # hold the client's bytes: they are HTTP/2 after a 101
         self._on_update(tx)
