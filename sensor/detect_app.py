@@ -16,9 +16,11 @@ checked on both protocols' transactions, as Suricata's file inspection is.
 
 DCERPC rules (``alert dcerpc``, dce_iface/dce_opnum/dce_stub_data) are checked on DCERPC
 transactions over TCP and on SMB's named-pipe calls, as Suricata lets a dcerpc signature
-match an SMB flow.
+match an SMB flow. HTTP/2 transactions are checked against the ``http2`` rules and the
+``http`` ones (Suricata 7 fills the http.* buffers for HTTP/2); the http2.* frame keywords
+read the frames of the packet's direction.
 
-Non-goals: file extraction (filestore stores nothing), HTTP request-side files, HTTP/2.
+Non-goals: file extraction (filestore stores nothing), HTTP/1 request-side files.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from sensor import detect_raw
 from sensor.applayer import AppLayer
 from sensor.applayer.common import AppLayerSettings, Transaction
 from sensor.applayer.dcerpc import iface_candidates
+from sensor.applayer.http2_tx import Http2TxData
 from sensor.applayer.magic import LibMagic, MagicUnavailable, magic_input
 from sensor.detect_state import FlowDetectState
 from sensor.packet import TH_ACK, TH_RST, Packet
 from sensor.stream import seq_diff
 from signatures.buffers import APP_BUFFERS, TRANSFORM_SEPARATOR, buffer_direction
 from signatures.compiler import FILE_GROUP, AppGroup, CompiledRuleset
+from signatures.http2kw import HTTP2_KEYWORDS
 from signatures.rule import Signature
 from signatures.transforms import apply_chain, split_name
 from signatures.txvalues import NUMERIC_VALUES
@@ -64,7 +68,12 @@ def _header_lines(block: Any) -> list[bytes] | None:
 
 
 # Protocols whose transactions carry files, checked by rules on file buffers alone
-_FILE_PROTOCOLS = frozenset({"http", "smb"})
+_FILE_PROTOCOLS = frozenset({"http", "http2", "smb"})
+# Rule groups an HTTP/2 transaction is checked against besides its own: Suricata 7 fills the
+# http.* buffers for HTTP/2 and lets `alert http` rules match HTTP/2 flows
+# Rule groups a transaction of a protocol is also checked against: an http rule sees HTTP/2,
+# an http1 rule HTTP/1, a dcerpc rule the DCERPC calls over SMB named pipes.
+_ALSO_GROUPS = {"http2": ("http",), "http": ("http1",), "smb": ("dcerpc",)}
 
 TS, TC, ANY = 1, 2, 3  # which packet directions a transaction rule is checked on
 
@@ -87,6 +96,9 @@ def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
     if name == "file.size" and tx.proto == "smb":  # an SMB file has one direction (write:
         # to server, read: to client), which its file.name marks
         return tx.values.get(name) if tx.get("file.name", to_server) is not None else None
+    if name in HTTP2_KEYWORDS:  # http2.frametype ...: the frames of the packet's direction
+        data = tx.state
+        return data.frames(to_server) if isinstance(data, Http2TxData) else None
     if name in NUMERIC_VALUES:  # numeric values (tls.version, dns.opcode, file.size ...)
         return tx.values.get(name)
     if TRANSFORM_SEPARATOR in name:  # a transformed buffer: "http.uri#to_lowercase"
@@ -210,9 +222,8 @@ class TxSource:
         return app.pop_ready()
 
     def candidates(self, proto: str | None, tx: Transaction, to_server: bool) -> list[int]:
-        groups = [g for g in (self._groups.get(proto or ""),) if g is not None]
-        if proto == "smb" and "dcerpc" in self._groups:  # DCERPC over SMB named pipes
-            groups.append(self._groups["dcerpc"])
+        names = (proto or "", *_ALSO_GROUPS.get(proto or "", ()))
+        groups = [g for g in (self._groups.get(n) for n in names) if g is not None]
         if proto in _FILE_PROTOCOLS and FILE_GROUP in self._groups:
             groups.append(self._groups[FILE_GROUP])
         if not groups:

@@ -37,6 +37,11 @@ _SS_OPS: dict[str, Callable[[int, int], bool]] = {
 }  # fmt: skip
 
 
+# (rule protocol, flow protocol) pairs that match: Suricata 7's AppProtoEquals for HTTP, and
+# DCERPC rules on SMB flows (DCERPC over named pipes).
+_APP_EQUIVALENT = frozenset({("http", "http2"), ("http1", "http"), ("dcerpc", "smb")})
+
+
 def app_proto_of(p: Packet) -> str | None:
     flow = p.flow
     app: Any = flow.app if flow is not None else None
@@ -56,12 +61,12 @@ def header_ok(s: Signature, p: Packet, fs: FlowDetectState | None, hostbits: Hos
         return False
     if p.ipver == 0:
         return False
+    # Suricata 7's AppProtoEquals: an `http` rule also matches HTTP/2 flows, `http1` is
+    # HTTP/1 only (which sekimori's flows call "http"); dcerpc rules match SMB flows
     if (
         s.app_proto is not None
         and app_proto != s.app_proto
-        and not (
-            s.app_proto == "dcerpc" and app_proto == "smb"  # DCERPC over SMB named pipes
-        )
+        and (s.app_proto, app_proto) not in _APP_EQUIVALENT
     ):
         return False
     if not addresses_ok(s, p):

@@ -1,10 +1,9 @@
 """Registry of the buffer names payload keywords can inspect.
 
 Scope: the canonical names of Suricata 7 sticky buffers for packet data, packet headers,
-HTTP/1, DNS, TLS, SSH, SMB, SNMP, SIP, Kerberos 5,
-DCERPC and files; the legacy spellings that select
-them; and the legacy content modifiers (``http_uri`` ...) and pcre flags (``/U`` ...) that move
-a pattern into one.
+HTTP/1 and HTTP/2, DNS, TLS, SSH, SMB, SNMP, SIP, Kerberos 5, DCERPC and files; the legacy
+spellings that select them; and the legacy content modifiers (``http_uri`` ...) and pcre flags
+(``/U`` ...) that move a pattern into one.
 
 Non-goals: producing the buffers (decoders and the application layer do that) and knowing
 which of them the engine can produce right now (the caller passes that set to the builder).
@@ -55,6 +54,9 @@ APP_BUFFERS: frozenset[str] = frozenset(
         "http.server",
         "http.request_header",
         "http.response_header",
+        # HTTP/2: one entry per header field
+        "http2.header_name",
+        "http2.header",
         # files (HTTP bodies as files, SMTP attachments, ...)
         "file.data",
         "file.name",
@@ -264,7 +266,9 @@ def buffer_direction(name: str) -> str:
 def buffer_app_proto(name: str) -> str | None:
     """The application protocol whose parser fills ``name`` (None for pkt_data/headers and
     for the file buffers, which every file-carrying protocol fills: HTTP and SMB)."""
-    if name.startswith("http."):
+    if name.startswith("http2."):  # the HTTP/2 buffers and frame keywords
+        return "http2"
+    if name.startswith("http."):  # HTTP/1 and HTTP/2 (Suricata 7 fills both)
         return "http"
     if name.startswith("smb."):
         return "smb"

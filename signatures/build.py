@@ -62,10 +62,12 @@ _APP_PROTOCOLS: dict[str, frozenset[int]] = {
     "ssl": frozenset({6}), "dns": frozenset({6, 17}), "ssh": frozenset({6}),
     "smtp": frozenset({6}), "ftp": frozenset({6}), "smb": frozenset({6}),
     "pop3": frozenset({6}), "imap": frozenset({6}), "snmp": frozenset({17}),
-    "sip": frozenset({6, 17}), "krb5": frozenset({6, 17}),
+    "sip": frozenset({6, 17}), "krb5": frozenset({6, 17}), "http2": frozenset({6}),
     "dcerpc": frozenset({6, 17}),
 }  # fmt: skip
-_APP_ALIASES = {"http1": "http", "ssl": "tls"}
+# `http1` stays its own name: in Suricata 7 `http` matches HTTP/1 and HTTP/2, `http1` only
+# HTTP/1 (detect_match.header_ok)
+_APP_ALIASES = {"ssl": "tls"}
 
 _HEADER_BUFFER_PROTOS = {"ipv4.hdr": 4, "ipv6.hdr": 6}
 _LEGACY_TLS = {"tls.subject": "tls.cert_subject", "tls.issuerdn": "tls.cert_issuer",
@@ -233,6 +235,12 @@ class SignatureBuilder:
             elif implied == "smb" and app_proto == "dcerpc":
                 raise RuleError(f"buffer {b} can't be used in a dcerpc rule",
                                 category="mixed app protocols")  # fmt: skip
+            elif implied == "http" and app_proto in ("http1", "http2"):
+                pass  # http.* buffers on a rule narrowed to one HTTP version
+            elif {implied, app_proto} == {"http", "http2"}:
+                # Suricata 7: http.* buffers work on HTTP/2 too, and an http2.* keyword in
+                # an `alert http` rule narrows it to HTTP/2
+                app_proto = "http2"
             elif implied != app_proto:
                 raise RuleError(f"buffer {b} does not belong to protocol {app_proto}",
                                 category="mixed app protocols")  # fmt: skip

@@ -278,14 +278,16 @@ def app_layer_protocol(value: str | None) -> Check:
     if not name:
         raise RuleError("app-layer-protocol: needs a protocol name")
     name = {"ssl": "tls", "http1": "http"}.get(name, name)
+    # Suricata 7's AppProtoEquals: `http` names HTTP/1 and HTTP/2 flows
+    names = {"http", "http2"} if text.lstrip("!").strip().lower() == "http" else {name}
 
     def detected(p: Packet) -> str | None:
         app = p.flow.app if p.flow is not None else None
         return getattr(app, "proto_name", None) if app is not None else None
 
     if negated:
-        return lambda p: (proto := detected(p)) is not None and proto != name
-    return lambda p: detected(p) == name
+        return lambda p: (proto := detected(p)) is not None and proto not in names
+    return lambda p: detected(p) in names
 
 
 # keyword -> (parser, forces packet-only payload inspection as Suricata's dsize does)

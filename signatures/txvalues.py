@@ -19,6 +19,7 @@ from typing import Any
 
 from sensor.errors import RuleError
 from signatures.dcekw import DCE_KEYWORDS, compile_dce
+from signatures.http2kw import HTTP2_KEYWORDS, compile_http2
 from signatures.numeric import parse_uint
 from signatures.txtime import cert_time_test
 
@@ -29,7 +30,8 @@ TX_VALUE_KEYWORDS = {"tls.version": "tls", "ssl_version": "tls", "tls_cert_notbe
                      "ftpbounce": "ftp", "tls_cert_expired": "tls", "tls_cert_valid": "tls",
                      "ssl_state": "tls", "snmp.version": "snmp", "snmp.pdu_type": "snmp",
                      "krb5_msg_type": "krb5", "krb5_err_code": "krb5",
-                     **dict.fromkeys(DCE_KEYWORDS, "dcerpc")}  # fmt: skip
+                     **dict.fromkeys(DCE_KEYWORDS, "dcerpc"),
+                     **dict.fromkeys(HTTP2_KEYWORDS, "http2")}  # fmt: skip
 # names of the values they read: numbers in Transaction.values, the others buffers
 NUMERIC_VALUES = frozenset({"tls.version", "dns.opcode", "dns.rrtype", "file.size",
                             "ftp.bounce", "tls.cert_notbefore", "tls.cert_notafter",
@@ -59,6 +61,8 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
     text = (value or "").strip()
     if keyword in DCE_KEYWORDS:
         return compile_dce(keyword, value)
+    if keyword in HTTP2_KEYWORDS:  # read the frames of the packet's direction
+        return keyword, compile_http2(keyword, text)
     if keyword in ("filename", "fileext"):
         return "file.name", _file_name_test(keyword, text)
     if keyword == "filesize":
