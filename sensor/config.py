@@ -37,102 +37,20 @@ from sensor.config_types import (  # re-exported: the records live beside the lo
     StreamConfig,
     VarsConfig,
 )
+from sensor.config_values import (  # parse_bool/parse_size stay importable from here
+    choice,
+    parse_bool,
+    parse_enabled,
+    parse_inline,
+    parse_mode,
+    parse_opt_size,
+    parse_opt_str,
+    parse_redis_url,
+    parse_size,
+    parse_str,
+    parse_str_list,
+)
 from sensor.errors import ConfigError
-
-# ---------------------------------------------------------------- value parsers
-# Each takes a TOML value or a string from the environment / --set and returns the typed
-# value, or raises ValueError with a message that completes "KEY: <message>".
-
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]{2})?\s*$")
-_SIZE_UNITS = {"kb": 1024, "mb": 1024**2, "gb": 1024**3}
-
-
-def parse_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str | int) and str(value).strip().lower() in _TRUE | _FALSE:
-        return str(value).strip().lower() in _TRUE
-    raise ValueError(f"expected a boolean (true/false/yes/no/1/0), got {value!r}")
-
-
-def parse_size(value: object) -> int:
-    """A non-negative integer, optionally with Suricata's size suffix (kb/mb/gb, 1024-based)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    match = _SIZE_RE.match(value) if isinstance(value, str) else None
-    unit = (match.group(2) or "").lower() if match else ""
-    if match is None or (unit and unit not in _SIZE_UNITS):
-        raise ValueError(f"expected a non-negative integer or size like 64mb, got {value!r}")
-    return int(float(match.group(1)) * _SIZE_UNITS.get(unit, 1))
-
-
-def _parse_str(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError(f"expected a string, got {value!r}")
-    return str(value)
-
-
-def _parse_opt_str(value: object) -> str | None:
-    text = _parse_str(value)
-    return text or None  # an empty string unsets an optional path/URL
-
-
-def _parse_opt_size(value: object) -> int | None:
-    return None if value == "" else parse_size(value)
-
-
-def _parse_str_list(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):  # environment / --set: comma-separated
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ValueError(f"expected a list of strings, got {value!r}")
-
-
-def _parse_enabled(value: object) -> bool:
-    # app-layer.protocols.*.enabled also takes Suricata's "detection-only".
-    if isinstance(value, str) and value.strip().lower() == "detection-only":
-        return True
-    return parse_bool(value)
-
-
-def _choice(*choices: str) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = _parse_str(value).strip().lower()
-        if text not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
-        return text
-
-    return parse
-
-
-def _parse_inline(value: object) -> str:
-    """Suricata's stream.inline: ``auto`` or a boolean, kept as auto/yes/no."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    try:
-        return "yes" if parse_bool(value) else "no"
-    except ValueError:
-        raise ValueError(f"expected auto or a boolean, got {value!r}") from None
-
-
-def _parse_mode(value: object) -> str:
-    mode = str(value).strip().lower()
-    if mode not in ("detect", "prevent"):
-        raise ValueError(f"expected detect or prevent, got {value!r}")
-    return mode
-
-
-def _parse_redis_url(value: object) -> str | None:
-    url = _parse_opt_str(value)
-    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("expected a redis://, rediss:// or unix:// URL")
-    return url
-
-
-# ---------------------------------------------------------------- the key table
 
 
 @dataclass(frozen=True)
@@ -148,7 +66,7 @@ _SETTINGS: Mapping[str, _Setting] = MappingProxyType(
     {
         "stream.midstream": _S("stream", "midstream", parse_bool),
         "stream.async-oneside": _S("stream", "async_oneside", parse_bool),
-        "stream.inline": _S("stream", "inline", _parse_inline),
+        "stream.inline": _S("stream", "inline", parse_inline),
         "stream.memcap": _S("stream", "memcap", parse_size),
         "stream.reassembly.depth": _S("stream", "reassembly_depth", parse_size),
         "stream.reassembly.memcap": _S("stream", "reassembly_memcap", parse_size),
@@ -164,42 +82,42 @@ _SETTINGS: Mapping[str, _Setting] = MappingProxyType(
         },
         "capture.snaplen": _S("capture", "snaplen", parse_size),
         "capture.promisc": _S("capture", "promisc", parse_bool),
-        "capture.bpf": _S("capture", "bpf", _parse_opt_str),
+        "capture.bpf": _S("capture", "bpf", parse_opt_str),
         "capture.immediate": _S("capture", "immediate", parse_bool),
-        "capture.buffer-size": _S("capture", "buffer_size", _parse_opt_size),
-        "classification-file": _S("detect", "classification_file", _parse_opt_str),
-        "reference-config-file": _S("detect", "reference_file", _parse_opt_str),
-        "rule-files": _S("detect", "rule_files", _parse_str_list),
-        "default-rule-path": _S("detect", "default_rule_path", _parse_opt_str),
-        "detect.cache-dir": _S("detect", "cache_dir", _parse_opt_str),
+        "capture.buffer-size": _S("capture", "buffer_size", parse_opt_size),
+        "classification-file": _S("detect", "classification_file", parse_opt_str),
+        "reference-config-file": _S("detect", "reference_file", parse_opt_str),
+        "rule-files": _S("detect", "rule_files", parse_str_list),
+        "default-rule-path": _S("detect", "default_rule_path", parse_opt_str),
+        "detect.cache-dir": _S("detect", "cache_dir", parse_opt_str),
         "detect.strict": _S("detect", "strict", parse_bool),
-        "app-layer.protocols.http.enabled": _S("app_layer", "http", _parse_enabled),
-        "app-layer.protocols.dns.enabled": _S("app_layer", "dns", _parse_enabled),
-        "sensor.mode": _S("", "mode", _parse_mode),
+        "app-layer.protocols.http.enabled": _S("app_layer", "http", parse_enabled),
+        "app-layer.protocols.dns.enabled": _S("app_layer", "dns", parse_enabled),
+        "sensor.mode": _S("", "mode", parse_mode),
         "defrag.trackers": _S("defrag", "trackers", parse_size),
         "defrag.max-frags": _S("defrag", "max_frags", parse_size),
         "defrag.timeout": _S("defrag", "timeout", parse_size),
         "defrag.memcap": _S("defrag", "memcap", parse_size),
         "behaviour.enabled": _S("", "behaviour_enabled", parse_bool),
-        "policy.file": _S("", "policy_file", _parse_opt_str),
-        "pid-file": _S("", "pidfile", _parse_opt_str),
-        "outputs.redis.spool-dir": _S("output", "redis_spool_dir", _parse_opt_str),
+        "policy.file": _S("", "policy_file", parse_opt_str),
+        "pid-file": _S("", "pidfile", parse_opt_str),
+        "outputs.redis.spool-dir": _S("output", "redis_spool_dir", parse_opt_str),
         "outputs.redis.maxlen": _S("output", "redis_maxlen", parse_size),
         # Read by the sensor (sender) and `sekimori respond` (listener) from the same file.
-        "respond.fast_socket": _S("output", "fast_socket", _parse_opt_str),
+        "respond.fast_socket": _S("output", "fast_socket", parse_opt_str),
         _LIBHTP + "request-body-limit": _S("app_layer", "request_body_limit", parse_size),
         _LIBHTP + "response-body-limit": _S("app_layer", "response_body_limit", parse_size),
         _LIBHTP + "response-body-decompress-layer-limit": _S(
             "app_layer", "decompress_layer_limit", parse_size
         ),
-        "app-layer.protocols.tls.enabled": _S("app_layer", "tls", _parse_enabled),
-        "outputs.eve.filename": _S("output", "eve_file", _parse_opt_str),
-        "outputs.redis.url": _S("output", "redis_url", _parse_redis_url),
-        "outputs.redis.stream": _S("output", "redis_stream", _parse_str),
+        "app-layer.protocols.tls.enabled": _S("app_layer", "tls", parse_enabled),
+        "outputs.eve.filename": _S("output", "eve_file", parse_opt_str),
+        "outputs.redis.url": _S("output", "redis_url", parse_redis_url),
+        "outputs.redis.stream": _S("output", "redis_stream", parse_str),
         "stats.interval": _S("output", "stats_interval", parse_size),
-        "logging.level": _S("log", "level", _choice("debug", "info", "notice", "warning", "error")),
-        "logging.format": _S("log", "format", _choice("text", "json")),
-        "sensor-name": _S("", "sensor_id", _parse_str),
+        "logging.level": _S("log", "level", choice("debug", "info", "notice", "warning", "error")),
+        "logging.format": _S("log", "format", choice("text", "json")),
+        "sensor-name": _S("", "sensor_id", parse_str),
     }
 )
 # Other spellings users reach for; mapped to the key above before lookup.
@@ -218,7 +136,7 @@ def _lookup(key: str) -> tuple[str, Callable[[object], Any]] | None:
         return key, _SETTINGS[key].parse
     for prefix in _VAR_PREFIXES:
         if key.startswith(prefix) and _VAR_NAME.match(key[len(prefix) :]):
-            return key, _parse_str
+            return key, parse_str
     return None
 
 
