@@ -8,7 +8,9 @@ sensor's capture interface (the SPAN port); a second veth is a bridge port with 
 learning off, the responder's injection port (with learning on, a spoofed RST would move
 the client's MAC to it). A real redis-server, ``sekimori run --iface`` and ``sekimori
 respond`` run as processes, joined by the same-host fast path (``respond.fast_socket``) as
-well as the bus. The client sends a request matching a ``drop`` rule; the server
+well as the bus. Two rules: a stream content rule (sensor in detect mode) and an ``http.uri``
+rule with the sensor in prevent mode (its inline timing parses the request on arrival). The
+client sends a request matching a ``drop`` rule; the server
 holds its reply back for ``SERVER_DELAY_S``. Expected in prevent mode: both ends get
 ECONNRESET before any response byte reaches the client, and the decision says
 ``confirmed``; in detect mode the same traffic completes and the decision is
@@ -41,6 +43,11 @@ SESSIONS = 50
 GAP_S = 0.05  # between sessions
 CLIENT_IP, SERVER_IP, PORT = "10.77.0.1", "10.77.0.2", 8080
 RULE = 'drop tcp any any -> any 8080 (msg:"reset lab marker"; content:"EVIL-MARKER"; sid:4200001; rev:1;)\n'
+# The same race with an application-layer rule: it needs the sensor in prevent mode, whose
+# inline timing (stream.inline) parses the request on arrival; with Suricata's IDS timing the
+# rule would fire only after the server's ACK, too late (docs/detection.md).
+HTTP_RULE = 'drop http any any -> any 8080 (msg:"reset lab marker"; http.uri; content:"/EVIL-MARKER"; sid:4200001; rev:1;)\n'
+LAB_RULES = {"tcp-content": (RULE, "detect"), "http-uri-prevent": (HTTP_RULE, "prevent")}
 
 SERVER = textwrap.dedent(
     """
@@ -226,10 +233,12 @@ def lab(require_root: None) -> Iterator[Lab]:
         built.destroy()
 
 
-def _config(tmp: Path, url: str, lab: Lab, mode: str) -> Path:
+def _config(tmp: Path, url: str, lab: Lab, mode: str, sensor_mode: str = "detect") -> Path:
     path = tmp / f"sekimori-{mode}.toml"
     path.write_text(textwrap.dedent(f"""
         sensor-name = "lab-{lab.tag}"
+        [sensor]
+        mode = "{sensor_mode}"
         [outputs.redis]
         url = "{url}"
         [respond]
@@ -246,11 +255,13 @@ def _config(tmp: Path, url: str, lab: Lab, mode: str) -> Path:
     return path
 
 
+@pytest.mark.parametrize("variant", sorted(LAB_RULES))
 def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
-    lab: Lab, redis_server: str, tmp_path: Path
+    lab: Lab, redis_server: str, tmp_path: Path, variant: str
 ) -> None:
+    rule, sensor_mode = LAB_RULES[variant]
     rules = tmp_path / "lab.rules"
-    rules.write_text(RULE)
+    rules.write_text(rule)
     client: Any = redis.Redis.from_url(redis_server, socket_timeout=5)
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -258,7 +269,7 @@ def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
         procs.append(_start([sys.executable, "-c", SERVER, str(SERVER_DELAY_S), SERVER_IP,
                              str(PORT)], server_log, lab.srv))  # fmt: skip
         _wait(lambda: "ready" in server_log.read_text(), 10, "the lab server")
-        prevent = _config(tmp_path, redis_server, lab, "prevent")
+        prevent = _config(tmp_path, redis_server, lab, "prevent", sensor_mode)
         procs.append(_start([*SEKIMORI, "--config", str(prevent), "run", "--iface", lab.capture,
                              "--rules", str(rules)], tmp_path / "sensor.log"))  # fmt: skip
         responder = _start([*SEKIMORI, "--config", str(prevent), "respond"],
@@ -292,7 +303,7 @@ def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
                         for x in detail)  # fmt: skip
         in_sensor = sorted(int(x["sensor_us"]) for x in detail if "sensor_us" in x)
         print(
-            f"\nreset lab: {len(both)}/{SESSIONS} reset on both ends, {len(confirmed)} "
+            f"\nreset lab ({variant}): {len(both)}/{SESSIONS} reset on both ends, {len(confirmed)} "
             f"confirmed (of these sessions); capture-to-send us: {_pcts(latencies)}; "
             f"capture-to-responder us: {_pcts(to_bus)}; capture-to-alert (sensor) us: "
             f"{_pcts(in_sensor)}"
@@ -305,7 +316,7 @@ def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
         _stop(responder)
 
         # Detect mode: same traffic, nothing touched, the decision says would_reset.
-        detect = _config(tmp_path, redis_server, lab, "detect")
+        detect = _config(tmp_path, redis_server, lab, "detect", sensor_mode)
         responder = _start([*SEKIMORI, "--config", str(detect), "respond"],
                            tmp_path / "respond-detect.log")  # fmt: skip
         procs.append(responder)
