@@ -37,6 +37,7 @@ from sensor.packet import Packet
 from sensor.packet_loop import PacketLoop, app_settings, capture_drops
 from sensor.runcontrol import Pidfile, RunControl
 from signatures.compiler import CompiledRuleset
+from signatures.datasets import datasets_of, save_datasets
 from signatures.ruleset import SUPPORTED_BUFFERS, RulesetReport, load_ruleset
 from signatures.variables import Variables
 
@@ -158,6 +159,7 @@ def run(config: Config, request: RunRequest,
         end = time.time() if request.iface else loop.last_sec + loop.last_usec / 1e6
         loop.tick(end)
         loop.write_stats(end)
+        _save_datasets(loop)
     finally:
         gc.unfreeze()  # the run is over: its ruleset may be collected like anything else
         control.restore()
@@ -202,7 +204,19 @@ def _load_rules(config: Config, request: RunRequest) -> tuple[CompiledRuleset, R
         cache_dir=config.detect.cache_dir or default_cache_dir(),
         strict=request.strict,
         supported_buffers=sensor_buffers(),
+        default_rule_path=config.detect.default_rule_path,
     )  # fmt: skip
+
+
+def _save_datasets(loop: PacketLoop) -> None:
+    """Write the dataset save/state files at exit (Suricata writes them at shutdown)."""
+    ruleset = loop.detector.ruleset
+    programs = (p for s in ruleset.signatures if s.payload is not None
+                for p in s.payload.programs.values())  # fmt: skip
+    try:
+        save_datasets(datasets_of(programs))
+    except OSError as exc:
+        log.error("dataset save failed: %s", exc)
 
 
 def _freeze_heap(after_reload: bool = False) -> None:

@@ -21,6 +21,7 @@ from sensor.packet import Packet
 from signatures import flowkw
 from signatures.buffers import buffer_app_proto
 from signatures.classification import Classifications
+from signatures.datasets import DatasetRegistry
 from signatures.events import EVENT_KEYWORDS, parse_event_keyword
 from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
 from signatures.header import PACKET_KEYWORDS
@@ -136,9 +137,12 @@ def _int(keyword: str, value: str | None, lo: int = 0, hi: int = 2**32 - 1) -> i
 class SignatureBuilder:
     """Builds signatures for one ruleset: holds what every rule shares."""
 
-    def __init__(self, classifications: Classifications, supported_buffers: frozenset[str]) -> None:
+    def __init__(self, classifications: Classifications, supported_buffers: frozenset[str],
+                 default_rule_path: str | None = None) -> None:  # fmt: skip
         self._classes = classifications
         self._supported_buffers = supported_buffers
+        # dataset sets are shared by name between the rules of one build
+        self.datasets = DatasetRegistry(default_rule_path)
 
     def build(self, parsed: object) -> Signature:
         from signatures.parser import ParsedRule
@@ -158,7 +162,7 @@ class SignatureBuilder:
             if opt.name == "requires":
                 check_requires(opt.value)
         draft = _Draft()
-        payload = PayloadBuilder(self._supported_buffers)
+        payload = PayloadBuilder(self._supported_buffers, self.datasets, parsed.file)
         urilen: list[str | None] = []
         for opt in parsed.options:
             name, value = opt.name, opt.value

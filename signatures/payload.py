@@ -32,6 +32,7 @@ from signatures.buffers import (
 )
 from signatures.bytekw import parse_int
 from signatures.content import ContentSpec, parse_pattern
+from signatures.datasets import DatasetRegistry, DatasetStep, parse_dataset
 from signatures.inspect import (
     Base64DecodeStep,
     BufferProgram,
@@ -84,6 +85,7 @@ _OTHER = frozenset(
         "base64_decode",
         "base64_data",
         "pkt_data",
+        "dataset",
     }
 )
 _CLAIMED = (
@@ -130,7 +132,10 @@ class _Item:
 class PayloadBuilder:
     """Accumulates one rule's payload keywords; :meth:`finish` returns the PayloadSpec."""
 
-    def __init__(self, supported_buffers: frozenset[str]) -> None:
+    def __init__(self, supported_buffers: frozenset[str],
+                 datasets: DatasetRegistry | None = None, rule_file: str = "") -> None:  # fmt: skip
+        self._datasets = datasets
+        self._rule_file = rule_file
         self._supported = supported_buffers | {PKT_DATA, BASE64_DATA}
         self._buffer = PKT_DATA
         self._sticky = False  # a sticky buffer (not pkt_data) is active
@@ -178,6 +183,8 @@ class PayloadBuilder:
             self._append(_Item(self._buffer, step=parse_bsize(value)))
         elif name == "base64_decode":
             self._base64_decode(value)
+        elif name == "dataset":
+            self._dataset(value)
         elif name == "base64_data":
             if self._b64 is None:
                 raise RuleError("base64_data: needs a preceding base64_decode")
@@ -329,6 +336,16 @@ class PayloadBuilder:
         self._append(
             _Item(self._buffer, step=step, reach=reach, relation="relative" if relative else None)
         )
+
+    def _dataset(self, value: str | None) -> None:
+        # Suricata: "datasets are only supported for sticky buffers" (not pkt_data)
+        if not self._sticky:
+            raise RuleError("dataset: datasets are only supported for sticky buffers")
+        opts = parse_dataset(value)
+        if self._datasets is None:
+            self._datasets = DatasetRegistry()  # a lone rule: a set of its own
+        step = DatasetStep(opts.cmd, self._datasets.get(opts, self._rule_file))
+        self._append(_Item(self._buffer, step=step, reach=ReachItem("unbounded", False)))
 
     def _base64_decode(self, value: str | None) -> None:
         if self._b64 is not None:

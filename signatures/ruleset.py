@@ -46,11 +46,12 @@ def build_signatures(
     variables: Variables,
     classification_file: str | None = None,
     supported_buffers: frozenset[str] = SUPPORTED_BUFFERS,
+    default_rule_path: str | None = None,
 ) -> tuple[list[Signature], RulesetReport]:
     t0 = time.perf_counter()
     loaded = load_rule_files(files, variables)
     classes = Classifications.load(classification_file)
-    builder = SignatureBuilder(classes, supported_buffers)
+    builder = SignatureBuilder(classes, supported_buffers, default_rule_path)
     issues = list(loaded.issues)
     sigs: list[Signature] = []
     seen: set[tuple[int, int]] = set()
@@ -72,7 +73,8 @@ def build_signatures(
         sigs.append(sig)
     by_reason = Counter(i.category for i in issues if i.severity == "error")
     report = RulesetReport(
-        files=loaded.files, loaded=len(sigs), disabled=disabled, issues=tuple(issues),
+        # dataset files count as read: the rule cache re-checks their digests too
+        files=(*loaded.files, *builder.datasets.files), loaded=len(sigs), disabled=disabled, issues=tuple(issues),
         skipped_by_reason=dict(by_reason), parse_seconds=time.perf_counter() - t0,
         compile_seconds=0.0,
     )  # fmt: skip
@@ -87,6 +89,7 @@ def load_ruleset(
     cache_dir: str | None = None,
     strict: bool = False,
     supported_buffers: frozenset[str] = SUPPORTED_BUFFERS,
+    default_rule_path: str | None = None,
 ) -> tuple[CompiledRuleset, RulesetReport]:
     """Load, build and compile; through the rule cache when ``cache_dir`` is given."""
     t0 = time.perf_counter()
@@ -99,7 +102,8 @@ def load_ruleset(
             _check_strict(report, strict)
             return compiled, replace(report, parse_seconds=time.perf_counter() - t0,
                                      compile_seconds=0.0)  # fmt: skip
-    sigs, report = build_signatures(files, variables, classification_file, supported_buffers)
+    sigs, report = build_signatures(files, variables, classification_file, supported_buffers,
+                                    default_rule_path)  # fmt: skip
     _check_strict(report, strict)
     t0 = time.perf_counter()
     compiled = compile_ruleset(sigs, cache_dir, version=ruleset_version(sigs))

@@ -22,7 +22,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "filesha256",
         "lua",
         "luajit",
-        "dataset",
         "datarep",
         "iprep",
         "geoip",
