@@ -262,7 +262,7 @@ class DatasetRegistry:
         ds = Dataset(opts.name, opts.type, load, save, opts.memcap or DEFAULT_MEMCAP)
         if load is not None:
             load_file(ds, load, create=opts.state)
-            self.files.append(load)
+            self.files.append(os.path.abspath(load))  # the cache checks it from any cwd
         self._sets[opts.name.lower()] = ds
         return ds
 

@@ -165,3 +165,29 @@ def test_state_file_is_loaded_and_written_at_exit(tmp_path: Path) -> None:
     got = _by_sid(_alerts(tmp_path, frames, rules))
     assert got[1] == [40001]
     assert sorted(state.read_text().split()) == sorted([_b64("curl/8.0"), _b64("evil-bot/1.0")])
+
+
+def test_rule_cache_shares_one_set_and_rebuilds_when_a_list_changes(tmp_path: Path) -> None:
+    from signatures.datasets import datasets_of
+    from signatures.ruleset import load_ruleset
+
+    (tmp_path / "l.lst").write_text(_b64("v") + "\n")
+    rules = tmp_path / "t.rules"
+    rules.write_text(
+        "alert http any any -> any any (http.user_agent; "
+        "dataset:isset,a,type string,load l.lst; sid:1;)\n"
+        "alert http any any -> any any (http.uri; dataset:isset,a; sid:2;)\n"
+    )
+    sizes = []
+    for step in range(3):
+        if step == 2:
+            with open(tmp_path / "l.lst", "a") as fh:
+                fh.write(_b64("w") + "\n")
+        rs, _ = load_ruleset([str(rules)], Variables({}, {}), cache_dir=str(tmp_path / "c"),
+                             supported_buffers=sensor_buffers())  # fmt: skip
+        sets = datasets_of(
+            p for s in rs.signatures if s.payload for p in s.payload.programs.values()
+        )
+        assert len(sets) == 1  # one object behind both rules, cache hit or not
+        sizes.append(len(sets[0].items))
+    assert sizes == [1, 1, 2]
