@@ -40,6 +40,7 @@ from sensor.applayer.http2_tx import Http2TxData, eve_http2
 from sensor.applayer.http2_tx import body_buffers as http2_body_buffers
 from sensor.applayer.http_message import HttpTxData, body_buffers, eve_http
 from sensor.applayer.krb5 import Krb5Parser, eve_krb5
+from sensor.applayer.mqtt import MqttParser, eve_mqtt
 from sensor.applayer.sip import SipParser, eve_sip
 from sensor.applayer.smb import SmbFile, SmbParser
 from sensor.applayer.snmp import SnmpParser, eve_snmp
@@ -75,8 +76,16 @@ Parser = (
     | SipParser
     | Krb5Parser
     | DcerpcParser
+    | MqttParser
 )
-_EVE = {"dns": eve_dns, "tls": eve_tls, "snmp": eve_snmp, "sip": eve_sip, "krb5": eve_krb5}
+_EVE = {
+    "dns": eve_dns,
+    "tls": eve_tls,
+    "snmp": eve_snmp,
+    "sip": eve_sip,
+    "krb5": eve_krb5,
+    "mqtt": eve_mqtt,
+}
 
 
 class AppLayer:
@@ -171,7 +180,7 @@ class AppLayer:
 
     def close(self) -> None:
         """The flow ended: finish messages delimited by connection close (HTTP bodies)."""
-        if isinstance(self._parser, HttpParser):
+        if isinstance(self._parser, HttpParser | MqttParser):
             self._parser.close()
 
     def _detect(self, to_server: bool, data: bytes, hold: bool = True) -> None:
@@ -239,6 +248,8 @@ class AppLayer:
         elif name == "dcerpc" and cfg.dcerpc and tcp:
             self._parser = DcerpcParser("dcerpc", self._new_tx, self._updated,
                                         cfg.dcerpc_max_stub)  # fmt: skip
+        elif name == "mqtt" and cfg.mqtt and tcp:
+            self._parser = MqttParser(cfg, self._updated)
         pending, self._pending = self._pending, []
         self._seen.clear()
         if self._parser is not None:

@@ -98,6 +98,8 @@ class AppLayerSettings:
     * ``smb_file_limit``: bytes of one SMB file kept for ``file.data`` and ``file.magic``.
     * ``dcerpc_max_stub``: bytes of one DCERPC call's reassembled stub kept for
       ``dce.stub_data`` (over TCP and SMB named pipes).
+    * ``mqtt_max_msg_len``: an MQTT packet longer than this is not buffered (its header is
+      kept, its body skipped), as Suricata's ``app-layer.protocols.mqtt.max-msg-length``.
     * ``inline``: parse a direction's TCP data when it arrives instead of when the peer
       acknowledges it (``stream.inline``; Suricata's IDS mode waits for the ACK, its inline
       mode does not). On in prevent mode, so a transaction rule fires on the segment that
@@ -130,6 +132,8 @@ class AppLayerSettings:
     smb_file_limit: int = 1024 * 1024  # bytes of one SMB file kept for file.data / magic
     dcerpc: bool = True
     dcerpc_max_stub: int = 1024 * 1024  # bytes of one call's (reassembled) stub kept
+    mqtt: bool = True
+    mqtt_max_msg_len: int = 1024 * 1024  # Suricata's max-msg-length: longer packets skipped
 
 
 class Transaction:

@@ -14,6 +14,8 @@ plausible header, as Suricata's probing parser does; SNMP (UDP 161/162) and Kerb
 APPLICATION-tagged message with ``pvno 5``); SIP by its request methods (to server) and
 ``SIP/2.0`` (to client) on UDP and TCP, whatever the port.
 DCERPC by a version 5.0 PDU header on any port (either direction), as Suricata's TCP probe.
+MQTT by TCP port 1883 plus Suricata's probe (a complete fixed header of an assigned packet
+type with QoS <= 2), tried after the patterns as Suricata tries probing parsers.
 
 Non-goals: keeping state across calls (``AppLayer`` buffers the bytes and calls again) and
 protocols sekimori cannot parse beyond naming them.
@@ -26,6 +28,7 @@ import struct
 from sensor.applayer.dcerpc import looks_like_dcerpc
 from sensor.applayer.krb5 import probe as krb5_probe
 from sensor.applayer.krb5 import probe_tcp as krb5_probe_tcp
+from sensor.applayer.mqtt_message import probe as mqtt_probe
 from sensor.applayer.snmp import envelope_version as snmp_version
 
 NEED_MORE = None
@@ -92,6 +95,7 @@ _SIP_TC = ((b"SIP/2.0", "sip", False),)
 _DNS_PORTS = frozenset({53})
 _SNMP_PORTS = frozenset({161, 162})
 _KRB5_PORTS = frozenset({88})
+_MQTT_PORTS = frozenset({1883})
 
 
 def _match(data: bytes, patterns: tuple[tuple[bytes, str, bool], ...]) -> str | None:
@@ -168,4 +172,7 @@ def detect_protocol(
     found = _match(data, _TS_PATTERNS if to_server else _TC_PATTERNS)
     if found is not NO_MATCH:
         return found
+    if any(p in _MQTT_PORTS for p in ports):  # a probing parser: after the patterns
+        mqtt = mqtt_probe(data)
+        return NEED_MORE if mqtt is None else "mqtt" if mqtt else NO_MATCH
     return NO_MATCH
