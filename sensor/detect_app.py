@@ -36,12 +36,14 @@ from sensor.applayer.common import AppLayerSettings, Transaction
 from sensor.applayer.dcerpc import iface_candidates
 from sensor.applayer.http2_tx import Http2TxData
 from sensor.applayer.magic import LibMagic, MagicUnavailable, magic_input
+from sensor.applayer.mqtt import MqttTxData
 from sensor.detect_state import FlowDetectState
 from sensor.packet import TH_ACK, TH_RST, Packet
 from sensor.stream import seq_diff
 from signatures.buffers import APP_BUFFERS, TRANSFORM_SEPARATOR, buffer_direction
 from signatures.compiler import FILE_GROUP, AppGroup, CompiledRuleset
 from signatures.http2kw import HTTP2_KEYWORDS
+from signatures.mqttkw import MQTT_KEYWORDS
 from signatures.rule import Signature
 from signatures.transforms import apply_chain, split_name
 from signatures.txvalues import NUMERIC_VALUES
@@ -99,6 +101,9 @@ def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
     if name in HTTP2_KEYWORDS:  # http2.frametype ...: the frames of the packet's direction
         data = tx.state
         return data.frames(to_server) if isinstance(data, Http2TxData) else None
+    if name in MQTT_KEYWORDS:  # mqtt.type ...: every packet of the transaction
+        mqtt = tx.state
+        return mqtt.messages if isinstance(mqtt, MqttTxData) else None
     if name in NUMERIC_VALUES:  # numeric values (tls.version, dns.opcode, file.size ...)
         return tx.values.get(name)
     if TRANSFORM_SEPARATOR in name:  # a transformed buffer: "http.uri#to_lowercase"

@@ -102,6 +102,16 @@ APP_BUFFERS: frozenset[str] = frozenset(
         "sip.protocol",
         "krb5.cname",
         "krb5.sname",
+        # MQTT (to server in Suricata 7, whatever direction the packet travelled)
+        "mqtt.connect.clientid",
+        "mqtt.connect.username",
+        "mqtt.connect.password",
+        "mqtt.connect.willtopic",
+        "mqtt.connect.willmessage",
+        "mqtt.publish.topic",
+        "mqtt.publish.message",
+        "mqtt.subscribe.topic",
+        "mqtt.unsubscribe.topic",
     }
 )
 
@@ -228,6 +238,23 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
                 "sip.method",
                 "sip.uri",
                 "sip.request_line",
+                # every MQTT keyword: Suricata 7 registers them to server only
+                "mqtt.connect.clientid",
+                "mqtt.connect.username",
+                "mqtt.connect.password",
+                "mqtt.connect.willtopic",
+                "mqtt.connect.willmessage",
+                "mqtt.publish.topic",
+                "mqtt.publish.message",
+                "mqtt.subscribe.topic",
+                "mqtt.unsubscribe.topic",
+                "mqtt.type",
+                "mqtt.flags",
+                "mqtt.qos",
+                "mqtt.reason_code",
+                "mqtt.connack.session_present",
+                "mqtt.connect.flags",
+                "mqtt.protocol_version",
             ),
             _TS,
         ),
@@ -282,7 +309,7 @@ def buffer_app_proto(name: str) -> str | None:
         return "ssh"
     if name.startswith("ftp."):  # ftpbounce's value
         return "ftp"
-    for proto in ("snmp", "sip", "krb5"):  # buffers and values (snmp.version ...)
+    for proto in ("snmp", "sip", "krb5", "mqtt"):  # buffers and values (snmp.version ...)
         if name.startswith(proto + "."):
             return proto
     return None

@@ -64,7 +64,7 @@ _APP_PROTOCOLS: dict[str, frozenset[int]] = {
     "smtp": frozenset({6}), "ftp": frozenset({6}), "smb": frozenset({6}),
     "pop3": frozenset({6}), "imap": frozenset({6}), "snmp": frozenset({17}),
     "sip": frozenset({6, 17}), "krb5": frozenset({6, 17}), "http2": frozenset({6}),
-    "dcerpc": frozenset({6, 17}),
+    "dcerpc": frozenset({6, 17}), "mqtt": frozenset({6}),
 }  # fmt: skip
 # `http1` stays its own name: in Suricata 7 `http` matches HTTP/1 and HTTP/2, `http1` only
 # HTTP/1 (detect_match.header_ok)
