@@ -167,6 +167,7 @@ def test_events_and_flow_end() -> None:
     p.close()  # Suricata's EOF: everything left counts as complete
     assert len(done) == before + 2
     assert done[-2].events == ["mqtt.double_connect"]
+    assert "mqtt.double_connect" in p.events and "mqtt.missing_connect" in p.events
     assert done[-1].get("mqtt.subscribe.topic", True) == [b"never/answered"]
 
 
@@ -188,7 +189,7 @@ def test_malformed_stops_direction_and_oversized_is_skipped() -> None:
     p.feed(True, packet(1, 0, b"\x00"))  # CONNECT shorter than its fields
     assert p.events == ["mqtt.malformed_traffic"]
     p.feed(True, publish(b"t", b"m"))
-    assert done == []  # that direction stopped
+    assert done == [] and p.events == ["mqtt.malformed_traffic"]  # that direction stopped
     cfg = AppLayerSettings(mqtt_max_msg_len=16)
     small: list[Transaction] = []
     q = MqttParser(cfg, small.append)

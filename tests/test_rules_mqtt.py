@@ -51,6 +51,7 @@ RULES = [
     "alert mqtt any any -> any any (mqtt.connect.flags:!clean_session; sid:20;)",
     "alert mqtt any any -> any any (mqtt.qos:2; sid:21;)",
     'alert tcp any any -> any 1884 (content:"sensor-1"; sid:22;)',
+    "alert mqtt any any -> any any (app-layer-event:mqtt.missing_connect; sid:23;)",
 ]
 
 

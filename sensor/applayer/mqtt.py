@@ -21,7 +21,9 @@ Events (Suricata's names, on the transaction): ``mqtt.missing_connect``,
 ``mqtt.missing_publish``, ``mqtt.missing_subscribe``, ``mqtt.missing_unsubscribe``,
 ``mqtt.double_connect``, ``mqtt.unintroduced_message``, ``mqtt.invalid_qos_level``,
 ``mqtt.missing_msg_id``, ``mqtt.unassigned_msg_type``, ``mqtt.too_many_transactions``; on the
-flow: ``mqtt.malformed_traffic`` (a packet that does not decode: that direction stops).
+flow: ``mqtt.malformed_traffic`` (a packet that does not decode: that direction stops). Every
+transaction event is also recorded once on the flow (``events``), where ``app-layer-event``
+looks.
 
 Bounds: a packet longer than ``mqtt_max_msg_len`` (1 MiB, Suricata's ``max-msg-length``) is
 not buffered: its header makes a truncated message and its body is skipped. At most
@@ -229,6 +231,9 @@ class MqttParser:
             topics = [t for m in data.messages if m.mtype == kind for t in m.topics]
             if topics:
                 tx.set_buffer(name, topics, True)
+        for event in tx.events:  # also flow-level, where app-layer-event looks (once each)
+            if event not in self.events:
+                self.events.append(event)
         tx.progress_ts = tx.progress_tc = PROGRESS_COMPLETE
         tx.to_server_done = tx.to_client_done = True
         self._on_update(tx)
