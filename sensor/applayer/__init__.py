@@ -40,6 +40,7 @@ from sensor.applayer.http2_tx import Http2TxData, eve_http2
 from sensor.applayer.http2_tx import body_buffers as http2_body_buffers
 from sensor.applayer.http_message import HttpTxData, body_buffers, eve_http
 from sensor.applayer.krb5 import Krb5Parser, eve_krb5
+from sensor.applayer.modbus import ModbusParser, eve_modbus
 from sensor.applayer.mqtt import MqttParser, eve_mqtt
 from sensor.applayer.sip import SipParser, eve_sip
 from sensor.applayer.smb import SmbFile, SmbParser
@@ -77,6 +78,7 @@ Parser = (
     | Krb5Parser
     | DcerpcParser
     | MqttParser
+    | ModbusParser
 )
 _EVE = {
     "dns": eve_dns,
@@ -85,6 +87,7 @@ _EVE = {
     "sip": eve_sip,
     "krb5": eve_krb5,
     "mqtt": eve_mqtt,
+    "modbus": eve_modbus,
 }
 
 
@@ -250,6 +253,8 @@ class AppLayer:
                                         cfg.dcerpc_max_stub)  # fmt: skip
         elif name == "mqtt" and cfg.mqtt and tcp:
             self._parser = MqttParser(cfg, self._updated)
+        elif name == "modbus" and cfg.modbus and tcp:
+            self._parser = ModbusParser(cfg, self._updated)
         pending, self._pending = self._pending, []
         self._seen.clear()
         if self._parser is not None:

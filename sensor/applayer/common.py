@@ -133,6 +133,7 @@ class AppLayerSettings:
     dcerpc: bool = True
     dcerpc_max_stub: int = 1024 * 1024  # bytes of one call's (reassembled) stub kept
     mqtt: bool = True
+    modbus: bool = True
     mqtt_max_msg_len: int = 1024 * 1024  # Suricata's max-msg-length: longer packets skipped
 
 

@@ -15,7 +15,8 @@ APPLICATION-tagged message with ``pvno 5``); SIP by its request methods (to serv
 ``SIP/2.0`` (to client) on UDP and TCP, whatever the port.
 DCERPC by a version 5.0 PDU header on any port (either direction), as Suricata's TCP probe.
 MQTT by TCP port 1883 plus Suricata's probe (a complete fixed header of an assigned packet
-type with QoS <= 2), tried after the patterns as Suricata tries probing parsers.
+type with QoS <= 2), tried after the patterns as Suricata tries probing parsers; Modbus by
+the client's data to TCP port 502 (an MBAP header with protocol id 0 and a plausible length).
 
 Non-goals: keeping state across calls (``AppLayer`` buffers the bytes and calls again) and
 protocols sekimori cannot parse beyond naming them.
@@ -28,6 +29,7 @@ import struct
 from sensor.applayer.dcerpc import looks_like_dcerpc
 from sensor.applayer.krb5 import probe as krb5_probe
 from sensor.applayer.krb5 import probe_tcp as krb5_probe_tcp
+from sensor.applayer.modbus import probe as modbus_probe
 from sensor.applayer.mqtt_message import probe as mqtt_probe
 from sensor.applayer.snmp import envelope_version as snmp_version
 
@@ -96,6 +98,7 @@ _DNS_PORTS = frozenset({53})
 _SNMP_PORTS = frozenset({161, 162})
 _KRB5_PORTS = frozenset({88})
 _MQTT_PORTS = frozenset({1883})
+_MODBUS_PORTS = frozenset({502})
 
 
 def _match(data: bytes, patterns: tuple[tuple[bytes, str, bool], ...]) -> str | None:
@@ -175,4 +178,7 @@ def detect_protocol(
     if any(p in _MQTT_PORTS for p in ports):  # a probing parser: after the patterns
         mqtt = mqtt_probe(data)
         return NEED_MORE if mqtt is None else "mqtt" if mqtt else NO_MATCH
+    if to_server and dport in _MODBUS_PORTS:  # Suricata: a to-server probe on port 502
+        modbus = modbus_probe(data)
+        return NEED_MORE if modbus is None else "modbus" if modbus else NO_MATCH
     return NO_MATCH
