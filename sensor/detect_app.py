@@ -36,6 +36,7 @@ from sensor.applayer.common import AppLayerSettings, Transaction
 from sensor.applayer.dcerpc import iface_candidates
 from sensor.applayer.http2_tx import Http2TxData
 from sensor.applayer.magic import LibMagic, MagicUnavailable, magic_input
+from sensor.applayer.modbus import ModbusRequest
 from sensor.applayer.mqtt import MqttTxData
 from sensor.detect_state import FlowDetectState
 from sensor.packet import TH_ACK, TH_RST, Packet
@@ -104,6 +105,8 @@ def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
     if name in MQTT_KEYWORDS:  # mqtt.type ...: every packet of the transaction
         mqtt = tx.state
         return mqtt.messages if isinstance(mqtt, MqttTxData) else None
+    if name == "modbus":  # the modbus keyword reads the request
+        return tx.state if isinstance(tx.state, ModbusRequest) else None
     if name in NUMERIC_VALUES:  # numeric values (tls.version, dns.opcode, file.size ...)
         return tx.values.get(name)
     if TRANSFORM_SEPARATOR in name:  # a transformed buffer: "http.uri#to_lowercase"

@@ -255,6 +255,7 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
                 "mqtt.connack.session_present",
                 "mqtt.connect.flags",
                 "mqtt.protocol_version",
+                "modbus",  # the modbus keyword: requests only, as Suricata 7
             ),
             _TS,
         ),
@@ -309,6 +310,8 @@ def buffer_app_proto(name: str) -> str | None:
         return "ssh"
     if name.startswith("ftp."):  # ftpbounce's value
         return "ftp"
+    if name == "modbus":  # the modbus keyword's value
+        return "modbus"
     for proto in ("snmp", "sip", "krb5", "mqtt"):  # buffers and values (snmp.version ...)
         if name.startswith(proto + "."):
             return proto

@@ -65,6 +65,7 @@ _APP_PROTOCOLS: dict[str, frozenset[int]] = {
     "pop3": frozenset({6}), "imap": frozenset({6}), "snmp": frozenset({17}),
     "sip": frozenset({6, 17}), "krb5": frozenset({6, 17}), "http2": frozenset({6}),
     "dcerpc": frozenset({6, 17}), "mqtt": frozenset({6}),
+    "modbus": frozenset({6}),
 }  # fmt: skip
 # `http1` stays its own name: in Suricata 7 `http` matches HTTP/1 and HTTP/2, `http1` only
 # HTTP/1 (detect_match.header_ok)

@@ -31,7 +31,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "smb.ntlmssp_user",
         "smb.ntlmssp_domain",
         "krb5.weak_encryption",
-        "modbus",
         "dnp3_func",
         "dnp3_ind",
         "dnp3_obj",

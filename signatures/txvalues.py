@@ -4,7 +4,8 @@ file keywords filename, fileext, filesize (on HTTP and SMB files), the legacy SS
 ssh.protoversion and ssh.softwareversion (on the ssh.proto / ssh.software buffers of the
 packet's direction), ftpbounce (on FTP's PORT command), snmp.version and snmp.pdu_type
 (Suricata 7's u32 comparisons), krb5_msg_type and krb5_err_code (one exact integer), the DCERPC
-dce_iface/dce_opnum (signatures/dcekw.py) and the MQTT value keywords (signatures/mqttkw.py).
+dce_iface/dce_opnum (signatures/dcekw.py), the MQTT value keywords (signatures/mqttkw.py) and
+modbus (signatures/modbuskw.py).
 
 Scope: parse the keyword into a (value name, predicate) pair checked against
 ``Transaction.values`` of the application layer. Signatures keep only the (keyword, value)
@@ -20,6 +21,7 @@ from typing import Any
 from sensor.errors import RuleError
 from signatures.dcekw import DCE_KEYWORDS, compile_dce
 from signatures.http2kw import HTTP2_KEYWORDS, compile_http2
+from signatures.modbuskw import compile_modbus
 from signatures.mqttkw import MQTT_KEYWORDS, compile_mqtt
 from signatures.numeric import parse_uint
 from signatures.txtime import cert_time_test
@@ -33,7 +35,8 @@ TX_VALUE_KEYWORDS = {"tls.version": "tls", "ssl_version": "tls", "tls_cert_notbe
                      "krb5_msg_type": "krb5", "krb5_err_code": "krb5",
                      **dict.fromkeys(DCE_KEYWORDS, "dcerpc"),
                      **dict.fromkeys(HTTP2_KEYWORDS, "http2"),
-                     **dict.fromkeys(MQTT_KEYWORDS, "mqtt"), "mqtt.protocol_version": "mqtt"}  # fmt: skip
+                     **dict.fromkeys(MQTT_KEYWORDS, "mqtt"), "mqtt.protocol_version": "mqtt",
+                     "modbus": "modbus"}  # fmt: skip
 # names of the values they read: numbers in Transaction.values, the others buffers
 NUMERIC_VALUES = frozenset({"tls.version", "dns.opcode", "dns.rrtype", "file.size",
                             "ftp.bounce", "tls.cert_notbefore", "tls.cert_notafter",
@@ -65,6 +68,8 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
         return compile_dce(keyword, value)
     if keyword in MQTT_KEYWORDS or keyword == "mqtt.protocol_version":
         return keyword, compile_mqtt(keyword, text)  # MQTT_KEYWORDS: the tx's packets
+    if keyword == "modbus":  # the request (tx.state)
+        return "modbus", compile_modbus(text)
     if keyword in HTTP2_KEYWORDS:  # read the frames of the packet's direction
         return keyword, compile_http2(keyword, text)
     if keyword in ("filename", "fileext"):
