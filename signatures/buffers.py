@@ -21,6 +21,18 @@ HEADER_BUFFERS = frozenset(
     {"ipv4.hdr", "ipv6.hdr", "tcp.hdr", "udp.hdr", "icmpv4.hdr", "icmpv6.hdr"}
 )
 
+# MQTT's sticky buffers: listed once, used by APP_BUFFERS and BUFFER_DIRECTION.
+MQTT_BUFFERS = (
+    "mqtt.connect.clientid",
+    "mqtt.connect.username",
+    "mqtt.connect.password",
+    "mqtt.connect.willtopic",
+    "mqtt.connect.willmessage",
+    "mqtt.publish.topic",
+    "mqtt.publish.message",
+    "mqtt.subscribe.topic",
+    "mqtt.unsubscribe.topic",
+)
 APP_BUFFERS: frozenset[str] = frozenset(
     {
         # HTTP/1 request side
@@ -103,15 +115,7 @@ APP_BUFFERS: frozenset[str] = frozenset(
         "krb5.cname",
         "krb5.sname",
         # MQTT (to server in Suricata 7, whatever direction the packet travelled)
-        "mqtt.connect.clientid",
-        "mqtt.connect.username",
-        "mqtt.connect.password",
-        "mqtt.connect.willtopic",
-        "mqtt.connect.willmessage",
-        "mqtt.publish.topic",
-        "mqtt.publish.message",
-        "mqtt.subscribe.topic",
-        "mqtt.unsubscribe.topic",
+        *MQTT_BUFFERS,
     }
 )
 
@@ -239,15 +243,7 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
                 "sip.uri",
                 "sip.request_line",
                 # every MQTT keyword: Suricata 7 registers them to server only
-                "mqtt.connect.clientid",
-                "mqtt.connect.username",
-                "mqtt.connect.password",
-                "mqtt.connect.willtopic",
-                "mqtt.connect.willmessage",
-                "mqtt.publish.topic",
-                "mqtt.publish.message",
-                "mqtt.subscribe.topic",
-                "mqtt.unsubscribe.topic",
+                *MQTT_BUFFERS,
                 "mqtt.type",
                 "mqtt.flags",
                 "mqtt.qos",

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sensor.applayer.x509 import decode_oid
+
 UNIVERSAL, APPLICATION, CONTEXT, PRIVATE = range(4)
 TAG_INTEGER = 2
 TAG_OCTET_STRING = 4
@@ -107,18 +109,9 @@ def integer(data: bytes, tlv: Tlv) -> int:
 
 def oid_text(raw: bytes) -> str:
     """Dotted text of an OBJECT IDENTIFIER's content (``1.3.6.1.2.1.1.1.0``)."""
-    if not raw or raw[-1] & 0x80:
+    if not raw or raw[-1] & 0x80:  # empty, or the last arc unterminated
         raise BerError("bad object identifier")
-    arcs: list[int] = []
-    value = 0
-    for byte in raw:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = arcs[0]
-    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
-    return ".".join(str(a) for a in head + arcs[1:])
+    return decode_oid(raw)  # the certificate parser's decoder (x509.py)
 
 
 def explicit(data: bytes, seq: Tlv) -> dict[int, Tlv]:
