@@ -192,6 +192,11 @@ class Transaction:
             if name not in DUAL_DIRECTION_BUFFERS:
                 self.buffers[name] = value
 
+    def complete(self) -> None:
+        """Both directions done at once: a protocol whose every message is one transaction."""
+        self.progress_ts = self.progress_tc = PROGRESS_COMPLETE
+        self.to_server_done = self.to_client_done = True
+
     def progress(self, to_server: bool) -> int:
         return self.progress_ts if to_server else self.progress_tc
 

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sensor.applayer.common import PROGRESS_COMPLETE, AppLayerSettings, Transaction
+from sensor.applayer.common import AppLayerSettings, Transaction
 
 RRTYPES = {
     1: "A",
@@ -246,8 +246,7 @@ class DnsParser:
         self._complete(tx, to_server)
 
     def _complete(self, tx: Transaction, to_server: bool) -> None:
-        tx.progress_ts = tx.progress_tc = PROGRESS_COMPLETE
-        tx.to_server_done = tx.to_client_done = True
+        tx.complete()
         self._on_update(tx)
 
 

@@ -34,7 +34,7 @@ from sensor.applayer.ber import (
     integer,
     read_tlv,
 )
-from sensor.applayer.common import PROGRESS_COMPLETE, AppLayerSettings, Transaction
+from sensor.applayer.common import AppLayerSettings, Transaction
 
 AS_REQ, AS_REP, TGS_REQ, TGS_REP, AP_REQ, AP_REP, KRB_ERROR = 10, 11, 12, 13, 14, 15, 30
 MSG_NAMES = {10: "KRB_AS_REQ", 11: "KRB_AS_REP", 12: "KRB_TGS_REQ", 13: "KRB_TGS_REP",
@@ -213,8 +213,7 @@ class Krb5Parser:
             tx.set_buffer("krb5.cname", list(msg.cname), to_server)
         if msg.sname is not None:
             tx.set_buffer("krb5.sname", list(msg.sname), to_server)
-        tx.progress_ts = tx.progress_tc = PROGRESS_COMPLETE
-        tx.to_server_done = tx.to_client_done = True
+        tx.complete()
         self._on_update(tx)
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sensor.applayer.common import PROGRESS_COMPLETE, AppLayerSettings, Transaction
+from sensor.applayer.common import AppLayerSettings, Transaction
 from sensor.applayer.mqtt_message import (
     CONNACK,
     CONNECT,
@@ -234,8 +234,7 @@ class MqttParser:
         for event in tx.events:  # also flow-level, where app-layer-event looks (once each)
             if event not in self.events:
                 self.events.append(event)
-        tx.progress_ts = tx.progress_tc = PROGRESS_COMPLETE
-        tx.to_server_done = tx.to_client_done = True
+        tx.complete()
         self._on_update(tx)
 
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sensor.applayer.common import PROGRESS_COMPLETE, AppLayerSettings, Transaction
+from sensor.applayer.common import AppLayerSettings, Transaction
 
 _TOKEN = rb"A-Za-z0-9!%'*+\-._`"
 _REQUEST_LINE = re.compile(rb"([A-Za-z]*) ([" + _TOKEN + rb"~#@:]+) ([A-Za-z0-9./]+)\r\n")
@@ -192,8 +192,7 @@ class SipParser:
             tx.set_buffer("sip.stat_msg", msg.reason, False)
             if msg.line is not None:
                 tx.set_buffer("sip.response_line", msg.line, False)
-        tx.progress_ts = tx.progress_tc = PROGRESS_COMPLETE
-        tx.to_server_done = tx.to_client_done = True
+        tx.complete()
         self._on_update(tx)
 
 

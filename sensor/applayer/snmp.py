@@ -37,7 +37,7 @@ from sensor.applayer.ber import (
     oid_text,
     read_tlv,
 )
-from sensor.applayer.common import PROGRESS_COMPLETE, AppLayerSettings, Transaction
+from sensor.applayer.common import AppLayerSettings, Transaction
 
 PDU_TYPES = ("get_request", "get_next_request", "response", "set_request", "trap_v1",
              "get_bulk_request", "inform_request", "trap_v2", "report")  # fmt: skip
@@ -191,8 +191,7 @@ class SnmpParser:
             tx.set_buffer("snmp.community", msg.community, to_server)
         if msg.usm is not None:
             tx.set_buffer("snmp.usm", msg.usm, to_server)
-        tx.progress_ts = tx.progress_tc = PROGRESS_COMPLETE
-        tx.to_server_done = tx.to_client_done = True
+        tx.complete()
         self._on_update(tx)
 
 
