@@ -148,11 +148,17 @@ class FastPath:
             except TimeoutError:
                 self._expire(time.time())
                 continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                raise
-            self.handle(data, time.time())
+            except OSError as exc:
+                if not self._stop.is_set():  # one line, not a thread traceback
+                    log.error("fast path: receiving on %s failed (%s); alerts are handled "
+                              "from the bus only from now on", self.path, exc)  # fmt: skip
+                return
+            try:
+                self.handle(data, time.time())
+            except Exception as exc:  # a bad alert must not end the listener
+                self.stats.malformed += 1
+                log.error("fast path: alert datagram dropped (%s: %s); its bus copy is "
+                          "handled as usual", type(exc).__name__, exc)  # fmt: skip
 
     # -- acting -------------------------------------------------------------------------------
 

@@ -186,3 +186,35 @@ def test_a_datagram_that_arrives_after_its_bus_copy_does_not_act(tmp_path: Path)
     assert fast.take(_eve(), lambda c: None) is None  # the bus copy came first
     fast.handle(orjson.dumps(_eve()), time.time())
     assert quick.calls == [] and fast.stats.late == 1
+
+
+def test_a_datagram_that_breaks_the_policy_is_dropped_not_the_listener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import responders.fast as fast_module
+
+    real = fast_module.decide
+
+    def fragile(policy: Any, mode: str, eve: Mapping[str, Any]) -> Any:
+        if eve.get("pcap_cnt") == 4:
+            raise KeyError("a policy bug")
+        return real(policy, mode, eve)
+
+    monkeypatch.setattr(fast_module, "decide", fragile)
+    quick = Quick({})
+    cfg = _cfg(tmp_path)
+    fast = FastPath(cfg, {"quick": quick})
+    fast.start()
+    sender = FastChannel(cfg.fast_socket)
+    try:
+        sender.send(orjson.dumps(_eve(pcap_cnt=4)))
+        sender.send(orjson.dumps(_eve(pcap_cnt=5)))
+        deadline = time.monotonic() + 5
+        while not quick.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [c[0] for c in quick.calls] == [5]  # the listener survived the first one
+        assert fast.stats.malformed == 1
+        assert any("alert datagram dropped" in r.getMessage() for r in caplog.records)
+    finally:
+        sender.close()
+        fast.stop()
