@@ -6,10 +6,12 @@ Deterministic (fixed timestamps), so tests can assert exact alerts.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import dpkt
+import orjson
 
 CLIENT_MAC = b"\x02\x00\x00\x00\x00\x01"
 SERVER_MAC = b"\x02\x00\x00\x00\x00\x02"
@@ -106,3 +108,26 @@ def write_pcap(path: Path, frames: Iterable[bytes], start: int = 1_700_000_000) 
         for i, frame in enumerate(frames):
             w.writepkt(frame, ts=start + i * 0.001)
     return path
+
+
+def run_capture(tmp_path: Path, frames: Iterable[bytes], rules: str | Sequence[str],
+                *sets: str) -> list[dict[str, Any]]:  # fmt: skip
+    """Every EVE record of one `sekimori run` over ``frames`` with ``rules`` (text, or a list
+    of rule lines), in process, with its own rule cache under ``tmp_path``."""
+    from sensor.config import load_config
+    from sensor.pipeline import RunRequest, run
+
+    pcap = write_pcap(tmp_path / "in.pcap", frames)
+    rule_file = tmp_path / "t.rules"
+    rule_file.write_text(rules if isinstance(rules, str) else "\n".join(rules) + "\n")
+    eve = tmp_path / "eve.json"
+    eve.unlink(missing_ok=True)  # EVE files are appended to, as Suricata does
+    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "c"), *sets])
+    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rule_file),), eve=str(eve)))
+    return [orjson.loads(line) for line in eve.read_bytes().splitlines()]
+
+
+def alerts_of(tmp_path: Path, frames: Iterable[bytes], rules: str | Sequence[str],
+              *sets: str) -> list[dict[str, Any]]:  # fmt: skip
+    """The alert records of :func:`run_capture`."""
+    return [r for r in run_capture(tmp_path, frames, rules, *sets) if r["event_type"] == "alert"]

@@ -6,19 +6,16 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pcapgen import TcpSession, write_pcap
+from pcapgen import TcpSession, alerts_of
 
 from sensor.applayer import AppLayer, AppLayerSettings
 from sensor.applayer.common import Transaction
 from sensor.applayer.hpack import HpackDecoder, huffman_codes, huffman_decode
 from sensor.applayer.http2 import PREFACE
 from sensor.applayer.http2_tx import Http2TxData
-from sensor.config import load_config
-from sensor.pipeline import RunRequest, run
 
 H = bytes.fromhex
 
@@ -250,14 +247,7 @@ def _alerts(tmp_path: Path, rules: str) -> list[dict]:
     s.send(False, SERVER)
     s.ack(True)
     s.close()
-    pcap = write_pcap(tmp_path / "in.pcap", s.frames)
-    rule_file = tmp_path / "t.rules"
-    rule_file.write_text(rules)
-    eve = tmp_path / "eve.json"
-    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "c")])
-    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rule_file),), eve=str(eve)))
-    records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
-    return [r for r in records if r["event_type"] == "alert"]
+    return alerts_of(tmp_path, s.frames, rules)
 
 
 RULES = [

@@ -6,17 +6,15 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pcapgen import TcpSession, write_pcap
+from pcapgen import TcpSession, alerts_of
 
 from sensor.applayer import AppLayer, AppLayerSettings, Transaction
 from sensor.applayer.smb import SmbFile, SmbParser
-from sensor.config import load_config
 from sensor.errors import RuleError
-from sensor.pipeline import SENSOR_BUFFERS, RunRequest, run
+from sensor.pipeline import SENSOR_BUFFERS
 from signatures.build import SignatureBuilder
 from signatures.classification import Classifications
 from signatures.parser import parse_rule
@@ -187,14 +185,7 @@ def _exchange(s: TcpSession, request: bytes, response: bytes) -> None:
 
 
 def _alerts(tmp_path: Path, frames: list[bytes], rules: str) -> list[dict]:
-    pcap = write_pcap(tmp_path / "in.pcap", frames)
-    (tmp_path / "t.rules").write_text(rules)
-    eve = tmp_path / "eve.json"
-    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "c")])
-    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(tmp_path / "t.rules"),),
-                           eve=str(eve)))  # fmt: skip
-    records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
-    return [r for r in records if r["event_type"] == "alert"]
+    return alerts_of(tmp_path, frames, rules)
 
 
 def test_rules_on_an_smb2_upload_and_download(tmp_path: Path) -> None:

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
-from pcapgen import TcpSession, write_pcap
+from pcapgen import TcpSession, alerts_of
 
 from sensor.applayer.magic import libmagic_missing
-from sensor.config import load_config
-from sensor.pipeline import RunRequest, run
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + b"x" * 700
 TAIL = b"\n%%EOF-marker\n"
@@ -24,14 +21,7 @@ TAIL = b"\n%%EOF-marker\n"
 
 def _alerts(tmp_path: Path, frames: list[bytes], rules: list[str],
             sets: tuple[str, ...] = ()) -> dict[int, object]:  # fmt: skip
-    pcap = write_pcap(tmp_path / "in.pcap", frames)
-    rule_file = tmp_path / "t.rules"
-    rule_file.write_text("\n".join(rules) + "\n")
-    eve = tmp_path / "eve.json"
-    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "c"), *sets])
-    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rule_file),), eve=str(eve)))
-    records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
-    alerts = [r for r in records if r["event_type"] == "alert"]
+    alerts = alerts_of(tmp_path, frames, rules, *sets)
     by_sid = {a["alert"]["signature_id"]: a.get("pcap_cnt") for a in alerts}
     assert len(by_sid) == len(alerts)  # each rule alerts once (once per transaction)
     return by_sid

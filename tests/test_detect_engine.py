@@ -8,25 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import pytest
-from pcapgen import TcpSession, icmp_echo, udp, write_pcap
+from pcapgen import TcpSession, icmp_echo, run_capture, udp
 
 from sensor.config import load_config
 from sensor.pipeline import RunRequest, run
 
 
 def _alerts(tmp_path: Path, frames: list[bytes], rules: str, *sets: str) -> list[dict]:
-    pcap = write_pcap(tmp_path / "in.pcap", frames)
-    rule_file = tmp_path / "t.rules"
-    rule_file.write_text(rules)
-    eve = tmp_path / "eve.json"
-    eve.unlink(missing_ok=True)  # EVE files are appended to, as Suricata does
-    config, _ = load_config(
-        None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "cache"), *sets]
-    )
-    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rule_file),), eve=str(eve)))
-    records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
+    records = run_capture(tmp_path, frames, rules, *sets)
     assert records[-1]["event_type"] == "stats"  # every run ends with its counters
     return [r for r in records if r["event_type"] == "alert"]
 

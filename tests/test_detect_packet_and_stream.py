@@ -12,11 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import orjson
-from pcapgen import TcpSession, write_pcap
+from pcapgen import TcpSession, alerts_of
 
-from sensor.config import load_config
-from sensor.pipeline import RunRequest, run
 from signatures.rule import INSPECT_BOTH, INSPECT_PACKET, INSPECT_STREAM
 from signatures.ruleset import load_ruleset
 from signatures.variables import Variables
@@ -32,17 +29,9 @@ RULES = [
 
 def _alerts(tmp_path: Path, frames: list[bytes], rules: list[str],
             sets: tuple[str, ...] = ()) -> Counter[tuple[int, int | None]]:  # fmt: skip
-    pcap = write_pcap(tmp_path / "in.pcap", frames)
-    rule_file = tmp_path / "t.rules"
-    rule_file.write_text("\n".join(rules) + "\n")
-    eve = tmp_path / "eve.json"
-    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "c"), *sets])
-    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rule_file),), eve=str(eve)))
-    records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
     return Counter(
         (r["alert"]["signature_id"], r.get("pcap_cnt"))
-        for r in records
-        if r["event_type"] == "alert"
+        for r in alerts_of(tmp_path, frames, rules, *sets)
     )
 
 

@@ -10,9 +10,8 @@ import gzip
 import struct
 from pathlib import Path
 
-import orjson
 import pytest
-from pcapgen import TcpSession, write_pcap
+from pcapgen import TcpSession, alerts_of
 
 from sensor.applayer.magic import (
     MAGIC_MIN_BYTES,
@@ -21,9 +20,8 @@ from sensor.applayer.magic import (
     libmagic_missing,
     magic_input,
 )
-from sensor.config import load_config
 from sensor.errors import RuleError
-from sensor.pipeline import SENSOR_BUFFERS, RunRequest, run
+from sensor.pipeline import SENSOR_BUFFERS
 from signatures.build import SignatureBuilder
 from signatures.classification import Classifications
 from signatures.parser import parse_rule
@@ -119,14 +117,7 @@ def _download(body: bytes, name: str = "report.pdf") -> list[bytes]:
 
 
 def _alerts(tmp_path: Path, frames: list[bytes], rules: str) -> list[dict]:
-    pcap = write_pcap(tmp_path / "in.pcap", frames)
-    rule_file = tmp_path / "t.rules"
-    rule_file.write_text(rules)
-    eve = tmp_path / "eve.json"
-    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "c")])
-    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rule_file),), eve=str(eve)))
-    records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
-    return [r for r in records if r["event_type"] == "alert"]
+    return alerts_of(tmp_path, frames, rules)
 
 
 @needs_libmagic

@@ -9,7 +9,7 @@ from pathlib import Path
 import dpkt
 import pytest
 from pcapgen import TcpSession, udp
-from test_detect_engine import _alerts
+from pcapgen import alerts_of as _alerts
 
 from sensor.errors import RuleError
 from sensor.pipeline import sensor_buffers

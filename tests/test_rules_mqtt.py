@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from pcapgen import TcpSession
+from pcapgen import alerts_of as _alerts
 from test_applayer_mqtt import ack, connack, connect, publish, suback, subscribe, unsubscribe
-from test_rules_ssh_ftp import _alerts, _sids
+from test_rules_ssh_ftp import _sids
 
 from sensor.errors import RuleError
 from signatures.txvalues import compile_tx_value

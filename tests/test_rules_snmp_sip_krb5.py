@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from pcapgen import TcpSession, udp
+from pcapgen import alerts_of as _alerts
 from test_applayer_snmp_sip_krb5 import (
     SIP_INVITE,
     SIP_OK,
@@ -21,7 +22,7 @@ from test_applayer_snmp_sip_krb5 import (
     snmp_v2,
     snmp_v3,
 )
-from test_rules_ssh_ftp import _alerts, _sids
+from test_rules_ssh_ftp import _sids
 
 from sensor.errors import RuleError
 from signatures.txvalues import compile_tx_value

@@ -10,12 +10,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import orjson
-from pcapgen import TcpSession, write_pcap
+from pcapgen import TcpSession, alerts_of
 from test_applayer_ssh import CLIENT, ENC_CS, KEX, MAC_CS, NEWKEYS, SERVER, kexinit
 
-from sensor.config import load_config
-from sensor.pipeline import RunRequest, run
 from signatures.ruleset import load_ruleset
 from signatures.variables import Variables
 
@@ -23,15 +20,7 @@ CLIENT_IP, SERVER_IP = "192.168.1.10", "203.0.113.5"
 
 
 def _alerts(tmp_path: Path, frames: list[bytes], rules: str) -> list[dict]:
-    pcap = write_pcap(tmp_path / "in.pcap", frames)
-    rule_file = tmp_path / "t.rules"
-    rule_file.write_text(rules)
-    eve = tmp_path / "eve.json"
-    eve.unlink(missing_ok=True)
-    config, _ = load_config(None, env={}, sets=["detect.cache-dir=" + str(tmp_path / "cache")])
-    run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rule_file),), eve=str(eve)))
-    records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
-    return [r for r in records if r["event_type"] == "alert"]
+    return alerts_of(tmp_path, frames, rules)
 
 
 def _sids(alerts: list[dict]) -> list[int]:
