@@ -38,6 +38,7 @@ from sensor.applayer.http2_tx import Http2TxData
 from sensor.applayer.magic import LibMagic, MagicUnavailable, magic_input
 from sensor.applayer.modbus import ModbusRequest
 from sensor.applayer.mqtt import MqttTxData
+from sensor.detect_match import ALSO_MATCHED_BY
 from sensor.detect_state import FlowDetectState
 from sensor.packet import TH_ACK, TH_RST, Packet
 from sensor.stream import seq_diff
@@ -72,11 +73,6 @@ def _header_lines(block: Any) -> list[bytes] | None:
 
 # Protocols whose transactions carry files, checked by rules on file buffers alone
 _FILE_PROTOCOLS = frozenset({"http", "http2", "smb"})
-# Rule groups an HTTP/2 transaction is checked against besides its own: Suricata 7 fills the
-# http.* buffers for HTTP/2 and lets `alert http` rules match HTTP/2 flows
-# Rule groups a transaction of a protocol is also checked against: an http rule sees HTTP/2,
-# an http1 rule HTTP/1, a dcerpc rule the DCERPC calls over SMB named pipes.
-_ALSO_GROUPS = {"http2": ("http",), "http": ("http1",), "smb": ("dcerpc",)}
 
 TS, TC, ANY = 1, 2, 3  # which packet directions a transaction rule is checked on
 
@@ -230,7 +226,8 @@ class TxSource:
         return app.pop_ready()
 
     def candidates(self, proto: str | None, tx: Transaction, to_server: bool) -> list[int]:
-        names = (proto or "", *_ALSO_GROUPS.get(proto or "", ()))
+        # its own group, and the rule protocols that also match it (an http rule on HTTP/2...)
+        names = (proto or "", *ALSO_MATCHED_BY.get(proto or "", ()))
         groups = [g for g in (self._groups.get(n) for n in names) if g is not None]
         if proto in _FILE_PROTOCOLS and FILE_GROUP in self._groups:
             groups.append(self._groups[FILE_GROUP])

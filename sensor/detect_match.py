@@ -7,7 +7,8 @@ for packet rules and transaction rules alike. No candidate selection, no side ef
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from sensor.detect_state import FlowDetectState, HostBits, bits_check, flowint_check, host_keys
@@ -37,9 +38,16 @@ _SS_OPS: dict[str, Callable[[int, int], bool]] = {
 }  # fmt: skip
 
 
-# (rule protocol, flow protocol) pairs that match: Suricata 7's AppProtoEquals for HTTP, and
-# DCERPC rules on SMB flows (DCERPC over named pipes).
-_APP_EQUIVALENT = frozenset({("http", "http2"), ("http1", "http"), ("dcerpc", "smb")})
+# Rule protocols that also match a flow of another protocol: Suricata 7's AppProtoEquals (an
+# `http` rule sees HTTP/2, `http1` is HTTP/1 only, which sekimori's flows call "http") and
+# DCERPC rules on SMB flows (DCERPC over named pipes). Packet rules and the transaction rule
+# groups (detect_app.TxSource) both read it.
+ALSO_MATCHED_BY: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"http2": ("http",), "http": ("http1",), "smb": ("dcerpc",)}
+)
+_APP_EQUIVALENT = frozenset(
+    (rule, flow) for flow, rules in ALSO_MATCHED_BY.items() for rule in rules
+)
 
 
 def app_proto_of(p: Packet) -> str | None:
