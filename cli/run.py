@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import click
 
@@ -131,6 +131,18 @@ def _rule_files(config: Config, given: Sequence[str]) -> tuple[str, ...]:
     return files
 
 
+def _in_sensor_reset(state: CliState, sets: tuple[str, ...]) -> Any:
+    """The [respond] settings when ``respond.tcp-reset.in_sensor`` asks the sensor to send
+    TCP resets itself (sensor/output/reset_sink.py), else None."""
+    from responders import config as respond_config
+    from sensor.output.reset_sink import in_sensor
+
+    document = respond_config.read_file(state.config_path)
+    own = [s for s in sets if s.strip().startswith("respond.")]
+    cfg = respond_config.build(document, own)
+    return cfg if in_sensor(cfg) else None
+
+
 @click.command("run")
 @click.option("--pcap", metavar="FILE", help="Read packets from a capture file.")
 @click.option("--iface", metavar="IF", help="Capture live on an interface.")
@@ -182,6 +194,7 @@ def command(
         overrides.append(f"outputs.redis.url={redis_url}")
     config = load(state, overrides)
     rule_files = _rule_files(config, rules)
+    respond = _in_sensor_reset(state, sets) if iface else None
     try:
         import sensor.pipeline as pipeline
     except ModuleNotFoundError as exc:
@@ -201,6 +214,7 @@ def command(
         progress=bar,
         profile_rules=profile_rules,
         pidfile=pidfile,
+        respond=respond,
     )
     try:
         if workers > 1:

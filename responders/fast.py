@@ -193,7 +193,7 @@ class FastPath:
             except Exception as exc:  # a plugin may raise anything; the bus path records it
                 outcome = Outcome(name, FAILED, f"{type(exc).__name__}: {exc}", {},
                                   (time.perf_counter() - started) * 1000)  # fmt: skip
-            details = dict(outcome.details, path="fast")
+            details = {"path": "fast", **outcome.details}  # "sensor" when it sent them
             call.futures[name].set_result(dataclasses.replace(outcome, details=details))
         self._expire(received)
 

@@ -141,8 +141,9 @@ class PacketLoop:
         for sink in self.sinks:
             stats = getattr(sink, "stats", None)
             if stats is not None and hasattr(stats, "snapshot"):
+                prefix = getattr(sink, "stats_prefix", "bus")
                 for name, n in stats.snapshot().items():
-                    c[f"bus.{name}"] = n
+                    c[f"{prefix}.{name}"] = n
         return c
 
     def tick(self, now: float) -> None:

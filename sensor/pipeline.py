@@ -69,6 +69,8 @@ class RunRequest:
     progress: Callable[[int, int], None] | None = None
     profile_rules: bool = False
     pidfile: str | None = None
+    # The [respond] settings when the sensor sends TCP resets itself (in_sensor), else None.
+    respond: Any = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,11 @@ def run(config: Config, request: RunRequest,
         iface=request.iface, pcap=request.pcap, mode=config.mode,
         ruleset_version=ruleset.version, rules_loaded=report.loaded, rules_skipped=report.skipped,
     )  # fmt: skip
+    if request.iface is not None and request.respond is not None:
+        from sensor.output.reset_sink import ResetSink
+
+        # First of all sinks: the RSTs leave before the alert is serialised anywhere.
+        ext.sinks.insert(0, ResetSink(request.respond, config.mode, config.sensor_id))
     publisher = _publisher(config, request)
     if publisher is not None:
         # Before the EVE file on a live interface: a reset waits for this sink, not that one.

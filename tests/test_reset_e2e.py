@@ -47,7 +47,13 @@ RULE = 'drop tcp any any -> any 8080 (msg:"reset lab marker"; content:"EVIL-MARK
 # inline timing (stream.inline) parses the request on arrival; with Suricata's IDS timing the
 # rule would fire only after the server's ACK, too late (docs/detection.md).
 HTTP_RULE = 'drop http any any -> any 8080 (msg:"reset lab marker"; http.uri; content:"/EVIL-MARKER"; sid:4200001; rev:1;)\n'
-LAB_RULES = {"tcp-content": (RULE, "detect"), "http-uri-prevent": (HTTP_RULE, "prevent")}
+# variant: (rule, the sensor's mode, whether the sensor sends the RSTs itself)
+LAB_RULES = {
+    "tcp-content": (RULE, "detect", False),
+    "http-uri-prevent": (HTTP_RULE, "prevent", False),
+    "tcp-content-in-sensor": (RULE, "detect", True),
+    "http-uri-prevent-in-sensor": (HTTP_RULE, "prevent", True),
+}
 
 SERVER = textwrap.dedent(
     """
@@ -233,7 +239,8 @@ def lab(require_root: None) -> Iterator[Lab]:
         built.destroy()
 
 
-def _config(tmp: Path, url: str, lab: Lab, mode: str, sensor_mode: str = "detect") -> Path:
+def _config(tmp: Path, url: str, lab: Lab, mode: str, sensor_mode: str = "detect",
+            in_sensor: bool = False) -> Path:  # fmt: skip
     path = tmp / f"sekimori-{mode}.toml"
     path.write_text(textwrap.dedent(f"""
         sensor-name = "lab-{lab.tag}"
@@ -251,6 +258,7 @@ def _config(tmp: Path, url: str, lab: Lab, mode: str, sensor_mode: str = "detect
         interface = "{lab.inject}"
         watch_interface = "{lab.capture}"
         confirm_window_ms = 800
+        in_sensor = {"true" if in_sensor else "false"}
     """))  # fmt: skip
     return path
 
@@ -259,7 +267,7 @@ def _config(tmp: Path, url: str, lab: Lab, mode: str, sensor_mode: str = "detect
 def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
     lab: Lab, redis_server: str, tmp_path: Path, variant: str
 ) -> None:
-    rule, sensor_mode = LAB_RULES[variant]
+    rule, sensor_mode, sensor_resets = LAB_RULES[variant]
     rules = tmp_path / "lab.rules"
     rules.write_text(rule)
     client: Any = redis.Redis.from_url(redis_server, socket_timeout=5)
@@ -269,9 +277,10 @@ def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
         procs.append(_start([sys.executable, "-c", SERVER, str(SERVER_DELAY_S), SERVER_IP,
                              str(PORT)], server_log, lab.srv))  # fmt: skip
         _wait(lambda: "ready" in server_log.read_text(), 10, "the lab server")
-        prevent = _config(tmp_path, redis_server, lab, "prevent", sensor_mode)
-        procs.append(_start([*SEKIMORI, "--config", str(prevent), "run", "--iface", lab.capture,
-                             "--rules", str(rules)], tmp_path / "sensor.log"))  # fmt: skip
+        prevent = _config(tmp_path, redis_server, lab, "prevent", sensor_mode, sensor_resets)
+        sensor = _start([*SEKIMORI, "--config", str(prevent), "run", "--iface", lab.capture,
+                         "--rules", str(rules)], tmp_path / "sensor.log")  # fmt: skip
+        procs.append(sensor)
         responder = _start([*SEKIMORI, "--config", str(prevent), "respond"],
                            tmp_path / "respond-prevent.log")  # fmt: skip
         procs.append(responder)
@@ -308,15 +317,23 @@ def test_resets_kill_both_ends_and_detect_mode_leaves_traffic(
             f"capture-to-responder us: {_pcts(to_bus)}; capture-to-alert (sensor) us: "
             f"{_pcts(in_sensor)}"
         )
-        # The responder acted from the sensor's datagram, not from the bus copy.
-        assert sum(x.get("path") == "fast" for x in detail) >= SESSIONS - 1, detail
+        # The responder acted from the sensor's datagram, not from the bus copy (or the
+        # sensor acted, and the responder recorded it and watched).
+        path = "sensor" if sensor_resets else "fast"
+        assert sum(x.get("path") == path for x in detail) >= SESSIONS - 1, detail
         assert all(r["bytes"] == 0 for r in results if r["client"] == "reset")
         assert len(both) >= SESSIONS - 1, results
         assert len(confirmed) >= SESSIONS - 1, [d for d in decisions if d["outcome"] == "failed"]
         _stop(responder)
 
         # Detect mode: same traffic, nothing touched, the decision says would_reset.
-        detect = _config(tmp_path, redis_server, lab, "detect", sensor_mode)
+        detect = _config(tmp_path, redis_server, lab, "detect", sensor_mode, sensor_resets)
+        if sensor_resets:  # the sensor applies the response mode itself: it restarts with it
+            _stop(sensor)
+            procs.append(_start([*SEKIMORI, "--config", str(detect), "run", "--iface",
+                                 lab.capture, "--rules", str(rules)],
+                                tmp_path / "sensor-detect.log"))  # fmt: skip
+            time.sleep(3)  # capture open (the ruleset comes from the cache)
         responder = _start([*SEKIMORI, "--config", str(detect), "respond"],
                            tmp_path / "respond-detect.log")  # fmt: skip
         procs.append(responder)

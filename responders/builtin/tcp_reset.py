@@ -142,6 +142,9 @@ class TcpResetResponder(AlertResponder):
 
     def respond(self, alert: Mapping[str, Any], *, enforce: bool) -> Outcome:
         started = time.perf_counter()
+        by_sensor = _map(_map(alert.get("sekimori")).get("reset"))
+        if by_sensor.get("status") in (DONE, SKIPPED):
+            return self._adopt(alert, by_sensor, started)
         plan = self._plan(alert)
         if isinstance(plan, Outcome):
             return plan
@@ -177,6 +180,33 @@ class TcpResetResponder(AlertResponder):
             details["check"] = "unconfirmed: no watch interface"
         return self._outcome(DONE, f"{len(frames)} RST(s) sent", dict(details, decision="reset"),
                              started)  # fmt: skip
+
+    def _adopt(self, alert: Mapping[str, Any], by_sensor: Mapping[str, Any], started: float
+               ) -> Outcome:  # fmt: skip
+        """The sensor acted already (``in_sensor``): record its outcome and watch the flow.
+
+        Nothing is sent again. A reset the sensor tried and failed is not adopted (the
+        caller goes on and sends its own)."""
+        details = dict(_map(by_sensor.get("details")), path="sensor")
+        reason = str(by_sensor.get("reason", ""))
+        if by_sensor.get("status") == SKIPPED:
+            return self._outcome(SKIPPED, f"sensor: {reason}", details, started)
+        self._count_flow(alert)  # a later alert of this flow meets max_per_flow here too
+        first = details.get("sent_at")
+        watcher = self._watcher_for(alert) if isinstance(first, float) else None
+        if watcher is not None and isinstance(first, float):
+            watcher.arm()
+            left = first + _int(details, "send_us", 0) / 1e6  # when the last frame had left
+            # Packets between the RSTs leaving and this moment were not captured by the
+            # watch; a gap beyond grace_ms is said in the record (docs/responders.md).
+            gap = time.time() - left - self.grace_s
+            if gap > 0:
+                details["watch_gap_us"] = round(gap * 1e6)
+            watcher.watch(self._watch(alert, details, left))
+            details["check"] = "watching"
+        else:
+            details["check"] = "unconfirmed: no watch interface"
+        return self._outcome(DONE, f"sensor: {reason}", details, started)
 
     def _plan(self, alert: Mapping[str, Any]) -> tuple[list[RstSpec], dict[str, Any]] | Outcome:
         """The RSTs to send, or the reason there are none (a SKIPPED outcome)."""

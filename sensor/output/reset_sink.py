@@ -1,0 +1,100 @@
+"""TCP resets sent by the sensor itself (``respond.tcp-reset.in_sensor``), the moment it alerts.
+
+Scope: :class:`ResetSink` is the first alert sink on a live interface when the operator
+turns ``in_sensor`` on. For each TCP alert that the response policy enforces (the same
+``respond.policy`` and ``respond.mode`` the responder applies, responders/policy.py) it runs
+the ``tcp-reset`` responder's own code (responders/builtin/tcp_reset.py: the exact
+sequence numbers, MACs, VLAN tags, TTL, ``extra``, ``max_per_flow``) in the packet loop,
+and writes what it did into the alert (``sekimori.reset``: status, reason, details with
+``latency_us``), so the EVE record and the bus copy carry the evidence.
+
+Why: a reset is a race, and on a shared 2-core machine every process hop after detection
+costs more than detection itself (the datagram hand-over, the responder's wake-up on cold
+caches: ~300 µs of ~500 µs capture-to-send, docs/performance.md). Suricata's own ``reject``
+is sent by the detecting thread for the same reason.
+
+What stays with ``sekimori respond``: the record (it adopts the sensor's outcome into the
+decisions stream with ``path: sensor`` instead of sending again), watching the flow for the
+verdict (``confirmed``/``failed``), blocks and every other responder. A reset the sensor
+could not send (``status: failed``) is sent by the responder as without this option.
+
+Non-goals: detect mode (nothing is sent; the responder records ``would_reset``), capture
+files (there is no session to reset), non-TCP alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from responders.builtin.tcp_reset import TcpResetResponder
+from responders.config import RespondConfig
+from responders.plugin import FAILED, Outcome
+from responders.policy import decide
+from sensor.errors import ResponderError
+from sensor.extensions import AlertEvent
+from sensor.output.alert import response_context
+
+log = logging.getLogger(__name__)
+
+
+def in_sensor(cfg: RespondConfig) -> bool:
+    """Whether the operator asked the sensor to send TCP resets itself."""
+    return "tcp-reset" in cfg.responders and cfg.table("tcp-reset").get("in_sensor") is True
+
+
+class ResetSink:
+    """Runs ``tcp-reset`` on enforced TCP alerts before any other sink sees them."""
+
+    def __init__(self, cfg: RespondConfig, mode: str, sensor_id: str) -> None:
+        self._policy = cfg.policy
+        self._respond_mode = cfg.mode
+        self._mode = mode  # the sensor's, as the alert's sekimori.mode says to the policy
+        self._sensor_id = sensor_id
+        # The watch (a second capture of the SPAN port) stays with the responder.
+        table = dict(cfg.table("tcp-reset"), watch=False)
+        self._reset = TcpResetResponder(table)
+        self._reset.start()  # opens the injection socket: a bad interface fails the start
+        self.sent = 0
+        self.failed = 0
+
+    def write(self, event: AlertEvent) -> None:
+        p = event.packet
+        flow = p.flow
+        if p.proto != 6 or flow is None or not flow.tcp_session:
+            return
+        sig = event.signature
+        probe = {
+            "event_type": "alert",
+            "alert": {"signature_id": sig.sid, "category": event.record["alert"].get("category"),
+                      "severity": sig.severity},
+            "sekimori": {"rule_action": sig.action, "mode": self._mode},
+        }  # fmt: skip
+        decision = decide(self._policy, self._respond_mode, probe)
+        if not (decision.triggered and decision.enforce):
+            return
+        alert = dict(event.record)
+        alert["sekimori"] = response_context(sig, p, self._mode, self._sensor_id)
+        try:
+            outcome = self._reset.respond(alert, enforce=True)
+        except (ResponderError, OSError) as exc:  # the responder sends instead
+            outcome = Outcome(self._reset.name, FAILED, str(exc), {})
+            self.failed += 1
+            log.error("in-sensor reset failed (%s); the responder will send it", exc)
+        else:
+            self.sent += 1
+        ctx: dict[str, Any] = event.record.setdefault("sekimori", {})
+        ctx["reset"] = {"status": outcome.status, "reason": outcome.reason,
+                        "details": dict(outcome.details, policy=decision.reason)}  # fmt: skip
+
+    stats_prefix = "respond"  # its counters: respond.sensor_resets, respond.sensor_reset_failures
+
+    @property
+    def stats(self) -> ResetSink:
+        return self
+
+    def snapshot(self) -> dict[str, int]:
+        return {"sensor_resets": self.sent, "sensor_reset_failures": self.failed}
+
+    def close(self) -> None:
+        self._reset.stop()
