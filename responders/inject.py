@@ -62,9 +62,10 @@ def mac_bytes(text: str) -> bytes:
     return raw
 
 
-def _l2_header(spec: RstSpec, ethertype: int) -> bytes:
-    head = mac_bytes(spec.dst_mac) + mac_bytes(spec.src_mac)
-    for vid in spec.vlan:  # outermost first, as the sensor reports them
+def l2_header(dst_mac: bytes, src_mac: bytes, vlan: tuple[int, ...], ethertype: int) -> bytes:
+    """Ethernet header (with 802.1Q tags, outermost first as the sensor reports them)."""
+    head = dst_mac + src_mac
+    for vid in vlan:
         head += struct.pack("!HH", ETH_P_8021Q, vid & 0x0FFF)
     return head + struct.pack("!H", ethertype)
 
@@ -79,11 +80,16 @@ def _address(text: str) -> tuple[int, bytes]:
 
 
 def internet_checksum(data: bytes) -> int:
-    """RFC 1071 ones' complement sum of ``data`` (even length), complemented."""
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
+    """RFC 1071 ones' complement sum of ``data`` (even length), complemented.
+
+    The ones' complement sum of 16-bit words is the big-endian number modulo 0xFFFF (2^16 ≡ 1),
+    with 0xFFFF standing for a residue of 0 when any bit is set: one C-level big-integer
+    operation instead of unpacking and summing words in Python (this runs on the reset path).
+    """
+    residue = int.from_bytes(data, "big") % 0xFFFF
+    if residue == 0:
+        return 0 if any(data) else 0xFFFF
+    return 0xFFFF - residue
 
 
 def build_rst(spec: RstSpec) -> bytes:
@@ -92,21 +98,28 @@ def build_rst(spec: RstSpec) -> bytes:
     v_dst, dst = _address(spec.dst_ip)
     if v_src != v_dst:
         raise ResponderError(f"reset between {spec.src_ip} and {spec.dst_ip}: mixed IP versions")
-    ttl = spec.ttl if 0 < spec.ttl < 256 else 64
+    ethertype = ETH_P_IP if v_src == 4 else ETH_P_IPV6
+    head = l2_header(mac_bytes(spec.dst_mac), mac_bytes(spec.src_mac), spec.vlan, ethertype)
+    return rst_frame(head, src, dst, spec.sport, spec.dport, spec.seq, spec.ack, spec.ttl)
+
+
+def rst_frame(l2: bytes, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
+              ttl: int) -> bytes:  # fmt: skip
+    """One RST frame from packed parts: ``l2`` from :func:`l2_header`, 4- or 16-byte
+    addresses. The sensor's in-sensor reset calls this directly (no text round trip)."""
+    ttl = ttl if 0 < ttl < 256 else 64
     # TCP header with a zero checksum: ports, seq, ack, data offset 5, RST|ACK, window 0.
-    tcp = _TCP.pack(spec.sport & 0xFFFF, spec.dport & 0xFFFF, spec.seq & 0xFFFFFFFF,
-                    spec.ack & 0xFFFFFFFF, 0x50, TH_RST_ACK, 0, 0, 0)  # fmt: skip
-    if v_src == 4:
+    tcp = _TCP.pack(sport & 0xFFFF, dport & 0xFFFF, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 0x50,
+                    TH_RST_ACK, 0, 0, 0)  # fmt: skip
+    if len(src) == 4:
         pseudo = src + dst + _PSEUDO4.pack(IPPROTO_TCP, _TCP.size)
         ip = _IP4.pack(0x45, 0, 20 + _TCP.size, 0, 0, ttl, IPPROTO_TCP, 0, src, dst)
         ip = ip[:10] + struct.pack("!H", internet_checksum(ip)) + ip[12:]
-        ethertype = ETH_P_IP
     else:
         pseudo = src + dst + _PSEUDO6.pack(_TCP.size, IPPROTO_TCP)
         ip = _IP6.pack(0x60000000, _TCP.size, IPPROTO_TCP, ttl, src, dst)
-        ethertype = ETH_P_IPV6
     tcp = tcp[:16] + struct.pack("!H", internet_checksum(pseudo + tcp)) + tcp[18:]
-    return _l2_header(spec, ethertype) + ip + tcp
+    return l2 + ip + tcp
 
 
 class RawSender:

@@ -80,6 +80,7 @@ class CaptureConfig:
     bpf: str | None = None
     immediate: bool = True
     buffer_size: int | None = None
+    rt_priority: int = 0  # SCHED_FIFO priority of a live capture (1-99); 0 = normal scheduling
 
 
 @dataclass(frozen=True)

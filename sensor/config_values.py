@@ -36,6 +36,19 @@ def parse_size(value: object) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS.get(unit, 1))
 
 
+def parse_rt_priority(value: object) -> int:
+    """0 (normal scheduling) or a SCHED_FIFO priority 1-99."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected 0 or a real-time priority 1-99, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"expected 0 or a real-time priority 1-99, got {value!r}") from None
+    if not 0 <= number <= 99:
+        raise ValueError(f"expected 0 or a real-time priority 1-99, got {value!r}")
+    return number
+
+
 def parse_str(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError(f"expected a string, got {value!r}")

@@ -18,7 +18,8 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,8 @@ def run(config: Config, request: RunRequest,
                                  immediate=c.immediate, buffer_size=c.buffer_size)  # fmt: skip
             loop.source = source
             control.install(on_stop=source.stop)
-            _drive_live(loop, source, control, config, request)
+            with _realtime(c.rt_priority):
+                _drive_live(loop, source, control, config, request)
         loop.finish()
         end = time.time() if request.iface else loop.last_sec + loop.last_usec / 1e6
         loop.tick(end)
@@ -326,6 +328,32 @@ def _drive_live(loop: PacketLoop, source: Any, control: RunControl, config: Conf
         p.iface = iface
         loop.packet(p)
     source.close()
+
+
+@contextmanager
+def _realtime(priority: int) -> Iterator[None]:
+    """Run the live loop under SCHED_FIFO (``capture.rt-priority``), then restore.
+
+    Why: on a shared host a packet's wake-up waits behind whatever else is runnable, and a
+    TCP reset is a race (docs/performance.md). Risk, stated in docs/deploy.md: a saturated
+    sensor at real-time priority takes its CPU from normal processes up to the kernel's
+    real-time throttle (kernel.sched_rt_runtime_us, 95% by default)."""
+    if priority <= 0:
+        yield
+        return
+    before = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as exc:
+        log.warning("capture.rt-priority %d not applied (%s; needs root or CAP_SYS_NICE): "
+                    "capturing with normal scheduling", priority, exc.strerror or exc)  # fmt: skip
+        yield
+        return
+    log.info("capture loop at real-time priority %d (SCHED_FIFO)", priority)
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, *before)
 
 
 def _publisher(config: Config, request: RunRequest) -> Any:

@@ -107,6 +107,7 @@ def _sample(key: str, default: object) -> tuple[str, object]:
         "rule-files": ("a.rules, b.rules", ("a.rules", "b.rules")),
         "sensor.mode": ("prevent", "prevent"),
         "stream.inline": ("true", "yes"),
+        "capture.rt-priority": ("10", 10),
     }
     if key in special:
         return special[key]

@@ -9,8 +9,10 @@ learning off, the responder's injection port (with learning on, a spoofed RST wo
 the client's MAC to it). A real redis-server, ``sekimori run --iface`` and ``sekimori
 respond`` run as processes, joined by the same-host fast path (``respond.fast_socket``) as
 well as the bus. Two rules: a stream content rule (sensor in detect mode) and an ``http.uri``
-rule with the sensor in prevent mode (its inline timing parses the request on arrival). The
-client sends a request matching a ``drop`` rule; the server
+rule with the sensor in prevent mode (its inline timing parses the request on arrival), each
+run twice: with the responder sending the RSTs, and with the sensor sending them itself
+(``respond.tcp-reset.in_sensor``, capture loop at ``capture.rt-priority`` 10; the responder
+records and watches). The client sends a request matching a ``drop`` rule; the server
 holds its reply back for ``SERVER_DELAY_S``. Expected in prevent mode: both ends get
 ECONNRESET before any response byte reaches the client, and the decision says
 ``confirmed``; in detect mode the same traffic completes and the decision is
@@ -246,6 +248,9 @@ def _config(tmp: Path, url: str, lab: Lab, mode: str, sensor_mode: str = "detect
         sensor-name = "lab-{lab.tag}"
         [sensor]
         mode = "{sensor_mode}"
+        [capture]
+        # The low-latency setup docs/performance.md recommends goes with in-sensor resets.
+        rt-priority = {10 if in_sensor else 0}
         [outputs.redis]
         url = "{url}"
         [respond]

@@ -32,10 +32,10 @@ from datetime import datetime
 from ipaddress import ip_address
 from typing import Any
 
-from responders.inject import RawSender, RstSpec, build_rst
+from responders.inject import RawSender
 from responders.outcome import FlowWatcher, ResetWatch, Verdict
 from responders.plugin import DONE, SKIPPED, AlertResponder, Outcome
-from responders.seq import reset_burst
+from responders.rst_plan import End, endpoints, ends_from_alert, plan_frames
 from sensor.errors import ResponderError
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,12 @@ def _int(m: Mapping[str, Any], key: str, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
+def _flow_key(alert: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What ``max_per_flow`` counts by: sensor, flow id and the alert's addresses."""
+    return (_map(alert.get("sekimori")).get("sensor_id"), alert.get("flow_id"),
+            alert.get("src_ip"), alert.get("dest_ip"))  # fmt: skip
+
+
 def capture_time(alert: Mapping[str, Any]) -> float | None:
     """Epoch seconds of the triggering packet (the EVE timestamp), None when unreadable."""
     ts = alert.get("timestamp")
@@ -62,20 +68,6 @@ def capture_time(alert: Mapping[str, Any]) -> float | None:
         return datetime.fromisoformat(ts).timestamp()
     except ValueError:
         return None
-
-
-def _endpoints(alert: Mapping[str, Any]) -> tuple[tuple[str, int], tuple[str, int]] | None:
-    """(client, server) as (address, port): the EVE ``flow`` object names them."""
-    flow = _map(alert.get("flow"))
-    try:
-        if "src_ip" in flow and "src_port" in flow:
-            return ((str(flow["src_ip"]), int(flow["src_port"])),
-                    (str(flow["dest_ip"]), int(flow["dest_port"])))  # fmt: skip
-        src = (str(alert["src_ip"]), int(alert["src_port"]))
-        dst = (str(alert["dest_ip"]), int(alert["dest_port"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-    return (dst, src) if alert.get("direction") == "to_client" else (src, dst)
 
 
 class TcpResetResponder(AlertResponder):
@@ -148,15 +140,33 @@ class TcpResetResponder(AlertResponder):
         plan = self._plan(alert)
         if isinstance(plan, Outcome):
             return plan
-        specs, details = plan
+        frames, details = plan
         if not enforce:
             return self._outcome(SKIPPED, "detect mode", dict(details, decision="would_reset"),
                                  started)  # fmt: skip
-        over = self._count_flow(alert)
+        alerted = _map(alert.get("sekimori")).get("alerted_at")
+        return self._send(frames, details, _flow_key(alert), capture_time(alert),
+                          alerted if isinstance(alerted, float) else None, alert, started)  # fmt: skip
+
+    def reset_session(self, client: End, server: End, vlan: tuple[int, ...],
+                      key: tuple[Any, ...], captured: float, alerted: float) -> Outcome:  # fmt: skip
+        """The sensor's entry (``in_sensor``): the ends come from its flow table, the flow is
+        watched by the responder that records the outcome (no watch here)."""
+        started = time.perf_counter()
+        frames, seqs = plan_frames(client, server, vlan, self.extra, self.extra_step)
+        if not frames:
+            return self._outcome(SKIPPED, "flow state lacks sequence numbers or MAC addresses",
+                                 {"decision": "not_applicable"}, started)  # fmt: skip
+        return self._send(frames, dict(seqs), key, captured, alerted, None, started)
+
+    def _send(self, frames: list[bytes], details: dict[str, Any], key: tuple[Any, ...],
+              captured: float | None, alerted: float | None, alert: Mapping[str, Any] | None,
+              started: float) -> Outcome:  # fmt: skip
+        """Send the planned frames (within ``max_per_flow``); watch when ``alert`` is given."""
+        over = self._count_flow(key)
         if over:
             return self._outcome(SKIPPED, over, dict(details, decision="limit"), started)
-        frames = [build_rst(spec) for spec in specs]
-        watcher = self._watcher_for(alert)
+        watcher = self._watcher_for(alert) if alert is not None else None
         if watcher is not None:
             watcher.arm()
         leaving = time.time()
@@ -165,15 +175,13 @@ class TcpResetResponder(AlertResponder):
         # Latency ends when the first frame is handed to the kernel: on a veth or bridge the
         # send call itself carries the frame through to the receiving TCP stack, which is
         # delivery, not sending (reported separately as send_us).
-        captured = capture_time(alert)
         if captured is not None:
             details["latency_us"] = round((leaving - captured) * 1e6)
-            alerted = _map(alert.get("sekimori")).get("alerted_at")
-            if isinstance(alerted, float):  # the sensor's share: capture to alert emitted
+            if alerted is not None:  # the sensor's share: capture to alert emitted
                 details["sensor_us"] = round((alerted - captured) * 1e6)
         details["send_us"] = round((sent_at - leaving) * 1e6)
         details["sent_at"] = leaving
-        if watcher is not None:
+        if watcher is not None and alert is not None:
             watcher.watch(self._watch(alert, details, sent_at))  # judged from when all left
             details["check"] = "watching"
         else:
@@ -191,7 +199,7 @@ class TcpResetResponder(AlertResponder):
         reason = str(by_sensor.get("reason", ""))
         if by_sensor.get("status") == SKIPPED:
             return self._outcome(SKIPPED, f"sensor: {reason}", details, started)
-        self._count_flow(alert)  # a later alert of this flow meets max_per_flow here too
+        self._count_flow(_flow_key(alert))  # a later alert of this flow meets max_per_flow here too
         first = details.get("sent_at")
         watcher = self._watcher_for(alert) if isinstance(first, float) else None
         if watcher is not None and isinstance(first, float):
@@ -208,14 +216,11 @@ class TcpResetResponder(AlertResponder):
             details["check"] = "unconfirmed: no watch interface"
         return self._outcome(DONE, f"sensor: {reason}", details, started)
 
-    def _plan(self, alert: Mapping[str, Any]) -> tuple[list[RstSpec], dict[str, Any]] | Outcome:
-        """The RSTs to send, or the reason there are none (a SKIPPED outcome)."""
+    def _plan(self, alert: Mapping[str, Any]) -> tuple[list[bytes], dict[str, Any]] | Outcome:
+        """The RST frames to send, or the reason there are none (a SKIPPED outcome)."""
         started = time.perf_counter()
-        ctx = _map(alert.get("sekimori"))
-        tcp = _map(ctx.get("tcp"))
-        c, s = _map(tcp.get("toserver")), _map(tcp.get("toclient"))
-        ends = _endpoints(alert)
-        if alert.get("proto") != "TCP" or not tcp or ends is None:
+        ends = ends_from_alert(alert)
+        if ends is None:
             return self._outcome(SKIPPED, "no TCP session state in the alert",
                                  {"decision": "not_applicable"}, started)  # fmt: skip
         captured = capture_time(alert)
@@ -223,41 +228,13 @@ class TcpResetResponder(AlertResponder):
             age = time.time() - captured
             return self._outcome(SKIPPED, f"alert is {age:.1f} s old (max_age_s {self.max_age_s})",
                                  {"decision": "too_old"}, started)  # fmt: skip
-        to_server = alert.get("direction", "to_server") == "to_server"
-        client_mac = c.get("mac") or ctx.get("src_mac" if to_server else "dst_mac")
-        server_mac = s.get("mac") or ctx.get("dst_mac" if to_server else "src_mac")
-        vlan = tuple(int(v) for v in ctx.get("vlan") or ())
-        (cip, cport), (sip, sport) = ends
-        exact: list[RstSpec] = []
-        extras: list[RstSpec] = []
-        details: dict[str, Any] = {"to_server": [], "to_client": []}
-        bursts = (
-            ("to_server", c, s, client_mac, server_mac, (cip, cport), (sip, sport)),
-            ("to_client", s, c, server_mac, client_mac, (sip, sport), (cip, cport)),
-        )
-        for label, sender, receiver, smac, dmac, src, dst in bursts:
-            nxt = sender.get("next_seq")
-            if not isinstance(nxt, int) or not smac or not dmac:
-                continue  # that side was never seen: its state is unknown
-            window = _int(receiver, "window", 0)
-            ack = _int(receiver, "next_seq", 0)
-            ttl = _int(sender, "ttl", 64)
-            for i, seq in enumerate(reset_burst(nxt, self.extra, self.extra_step, window)):
-                (extras if i else exact).append(
-                    RstSpec(str(smac), str(dmac), src[0], dst[0], src[1], dst[1], seq, ack,
-                            ttl, vlan)
-                )  # fmt: skip
-                details[label].append(seq)
-        if not exact:
+        frames, seqs = plan_frames(*ends, self.extra, self.extra_step)
+        if not frames:
             return self._outcome(SKIPPED, "flow state lacks sequence numbers or MAC addresses",
                                  {"decision": "not_applicable"}, started)  # fmt: skip
-        # Exact RSTs first, both ways, then the extras: an extra that arrives first at a
-        # receiver whose RCV.NXT has not moved would only earn a challenge ACK.
-        return exact + extras, details
+        return frames, dict(seqs)
 
-    def _count_flow(self, alert: Mapping[str, Any]) -> str | None:
-        key = (_map(alert.get("sekimori")).get("sensor_id"), alert.get("flow_id"),
-               alert.get("src_ip"), alert.get("dest_ip"))  # fmt: skip
+    def _count_flow(self, key: tuple[Any, ...]) -> str | None:
         with self._lock:
             done = self._resets.pop(key, 0)
             self._resets[key] = done + 1
@@ -282,7 +259,7 @@ class TcpResetResponder(AlertResponder):
 
     def _watch(self, alert: Mapping[str, Any], details: Mapping[str, Any], sent_at: float
                ) -> ResetWatch:  # fmt: skip
-        ends = _endpoints(alert)
+        ends = endpoints(alert)
         assert ends is not None
         (cip, cport), (sip, sport) = ends
 
