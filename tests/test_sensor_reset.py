@@ -78,12 +78,13 @@ def _respond_cfg(iface: str, mode: str = "sensor", **extra: Any) -> Any:
     return respond_config.build(doc)
 
 
-def _loop(tmp_path: Path, rule: str, mode: str, respond: Any) -> tuple[PacketLoop, _Collect]:
+def _loop(tmp_path: Path, rule: str, mode: str, respond: Any,
+          *sets: str) -> tuple[PacketLoop, _Collect]:  # fmt: skip
     tmp_path.mkdir(exist_ok=True)
     rules = tmp_path / "t.rules"
     rules.write_text(rule)
     config, _ = load_config(None, env={}, sets=[f"detect.cache-dir={tmp_path / 'c'}",
-                                                f"sensor.mode={mode}"])  # fmt: skip
+                                                f"sensor.mode={mode}", *sets])  # fmt: skip
     ruleset, _ = _load_rules(config, RunRequest(pcap=None, iface="x", rule_files=(str(rules),),
                                                 eve=None))  # fmt: skip
     ext = build_extensions(config)
@@ -212,3 +213,29 @@ def test_responder_sends_itself_when_the_sensor_failed(
     outcome, frames = _responder_on(alert, a, b)
     assert outcome.status == DONE and outcome.details["decision"] == "reset"
     assert sorted(seq for _, seq in frames) == sorted([s.cseq % 2**32, s.sseq % 2**32])
+
+
+@pytest.mark.parametrize(
+    ("stage", "response", "sent"),
+    [("detect", "", False), ("shadow", "", False), ("enforce", 'response = ["block"]', False),
+     ("enforce", "", True)],
+)  # fmt: skip
+def test_the_organisation_policys_stage_decides_as_for_the_responder(
+    tmp_path: Path, veth: tuple[str, str], stage: str, response: str, sent: bool
+) -> None:
+    a, b = veth
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'mode = "prevent"\ndefault_stage = "detect"\n[[stage]]\n'
+                      f'stage = "{stage}"\nsid = 7001\n{response}\n')  # fmt: skip
+    loop, collect = _loop(tmp_path / "run", DROP, "prevent", _respond_cfg(a),
+                          f"policy.file={policy}")  # fmt: skip
+    listener = _listen(b)
+    _session(loop, 46000)
+    frames = _drain(listener, 0.3)
+    (record,) = collect.records
+    assert record["sekimori"]["stage"] == stage
+    assert ("reset" in record["sekimori"]) is sent
+    assert bool(frames) is sent
+    if not sent and stage == "enforce":  # the responder says why it does not reset either
+        outcome, _ = _responder_on(collect.bus[0], a, b)
+        assert outcome.status == SKIPPED and "excludes reset" in outcome.reason

@@ -59,6 +59,12 @@ def _flow_key(alert: Mapping[str, Any]) -> tuple[Any, ...]:
             alert.get("src_ip"), alert.get("dest_ip"))  # fmt: skip
 
 
+def excluded_by_policy(ctx: Mapping[str, Any]) -> bool:
+    """The organisation policy staged this rule to enforce without a reset
+    (``response = ["block"]``, docs/policy.md): its annotation says ``would_reset`` false."""
+    return ctx.get("stage") == "enforce" and ctx.get("would_reset") is False
+
+
 def capture_time(alert: Mapping[str, Any]) -> float | None:
     """Epoch seconds of the triggering packet (the EVE timestamp), None when unreadable."""
     ts = alert.get("timestamp")
@@ -137,6 +143,9 @@ class TcpResetResponder(AlertResponder):
         by_sensor = _map(_map(alert.get("sekimori")).get("reset"))
         if by_sensor.get("status") in (DONE, SKIPPED):
             return self._adopt(alert, by_sensor, started)
+        if excluded_by_policy(_map(alert.get("sekimori"))):
+            return self._outcome(SKIPPED, "the organisation policy's response excludes reset",
+                                 {"decision": "not_applicable"}, started)  # fmt: skip
         plan = self._plan(alert)
         if isinstance(plan, Outcome):
             return plan

@@ -28,7 +28,7 @@ import logging
 import time
 from typing import Any
 
-from responders.builtin.tcp_reset import TcpResetResponder
+from responders.builtin.tcp_reset import TcpResetResponder, excluded_by_policy
 from responders.config import RespondConfig
 from responders.plugin import DONE, FAILED, Outcome
 from responders.policy import Decision, decide
@@ -69,20 +69,11 @@ class ResetSink:
         alerted = time.time()
         sig = event.signature
         record = event.record
-        category = record["alert"].get("category")
-        # The policy looks only at the rule (action, sid, classtype, severity) and the mode:
-        # one decision per rule, not per alert.
-        rule = (sig.gid, sig.sid, sig.rev, sig.action, category, sig.severity)
-        decision = self._decisions.get(rule)
-        if decision is None:
-            probe = {
-                "event_type": "alert",
-                "alert": {"signature_id": sig.sid, "category": category, "severity": sig.severity},
-                "sekimori": {"rule_action": sig.action, "mode": self._mode},
-            }
-            decision = self._decisions[rule] = decide(self._policy, self._respond_mode, probe)
+        decision = self._decide(sig, record)
         if not (decision.triggered and decision.enforce):
             return
+        if excluded_by_policy(record.get("sekimori") or {}):
+            return  # the responder records why (it sees the same annotation)
         client, server = _ends(p, flow)
         key = (self._sensor_id, record.get("flow_id"), record.get("src_ip"), record.get("dest_ip"))
         try:
@@ -97,6 +88,26 @@ class ResetSink:
         ctx: dict[str, Any] = record.setdefault("sekimori", {})
         ctx["reset"] = {"status": outcome.status, "reason": outcome.reason,
                         "details": dict(outcome.details, policy=decision.reason)}  # fmt: skip
+
+    def _decide(self, sig: Any, record: dict[str, Any]) -> Decision:
+        """The responder's decision on the alert as the bus copy will carry it: the
+        organisation policy's annotations (stage, the mode they imply) win over the
+        sensor's mode, as in RedisSink. Without annotations the decision depends only on
+        the rule and the mode: it is made once per rule."""
+        category = record["alert"].get("category")
+        annotations = record.get("sekimori")
+        rule = (sig.gid, sig.sid, sig.rev, sig.action, category, sig.severity)
+        if not annotations and (cached := self._decisions.get(rule)) is not None:
+            return cached
+        probe = {
+            "event_type": "alert",
+            "alert": {"signature_id": sig.sid, "category": category, "severity": sig.severity},
+            "sekimori": {"rule_action": sig.action, "mode": self._mode, **(annotations or {})},
+        }
+        decision = decide(self._policy, self._respond_mode, probe)
+        if not annotations:
+            self._decisions[rule] = decision
+        return decision
 
     stats_prefix = "respond"  # its counters: respond.sensor_resets, respond.sensor_reset_failures
 
