@@ -43,6 +43,11 @@ class PacketLoop:
         self.observers = tuple(ext.observers)
         self.policies = tuple(ext.policies)
         self.sinks = tuple(ext.sinks)
+        # Sinks that act on the signature and packet alone (the in-sensor TCP reset) may act
+        # before the EVE record is built, but only when no policy can suppress the alert or
+        # restage it; with a policy they act from write(), after it.
+        self.first_actors = () if self.policies else tuple(
+            s for s in self.sinks if hasattr(s, "act_first"))  # fmt: skip
         self.tickers = tuple(ext.tickers)
         self.mode = config.mode
         self.alerts_builder = AlertBuilder(config.mode)
@@ -95,6 +100,8 @@ class PacketLoop:
 
     def _emit(self, hits: list[Signature], p: Packet) -> None:
         for sig in hits:
+            for actor in self.first_actors:
+                actor.act_first(sig, p)
             record = self.alerts_builder.record(sig, p)
             tx = self.detector.alert_txs.get(sig.order)
             app = p.flow.app if p.flow is not None else None

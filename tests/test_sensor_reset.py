@@ -144,6 +144,7 @@ def test_prevent_mode_sends_exact_rsts_from_the_sensor_and_records_them(
 ) -> None:
     a, b = veth
     loop, collect = _loop(tmp_path, DROP, "prevent", _respond_cfg(a))
+    assert len(loop.first_actors) == 1  # no policy: it acts before the EVE record is built
     listener = _listen(b)
     s = _session(loop, 41000)
     frames = _drain(listener, 0.5)
@@ -229,6 +230,7 @@ def test_the_organisation_policys_stage_decides_as_for_the_responder(
                       f'stage = "{stage}"\nsid = 7001\n{response}\n')  # fmt: skip
     loop, collect = _loop(tmp_path / "run", DROP, "prevent", _respond_cfg(a),
                           f"policy.file={policy}")  # fmt: skip
+    assert loop.first_actors == ()  # the policy may veto: the reset waits for it
     listener = _listen(b)
     _session(loop, 46000)
     frames = _drain(listener, 0.3)

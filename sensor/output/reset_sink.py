@@ -36,6 +36,7 @@ from responders.rst_plan import End
 from sensor.errors import ResponderError
 from sensor.extensions import AlertEvent
 from sensor.packet import Packet
+from signatures.rule import Signature
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +61,37 @@ class ResetSink:
         self.sent = 0
         self.failed = 0
         self._decisions: dict[tuple[Any, ...], Decision] = {}  # bounded by the ruleset's size
+        self._early: tuple[Signature, Packet, dict[str, Any] | None] | None = None
+
+    def act_first(self, sig: Signature, p: Packet) -> None:
+        """Reset before the EVE record exists (the packet loop calls this only when no
+        policy can veto the alert); :meth:`write` then puts the outcome in the record."""
+        self._early = (sig, p, self._act(sig, p, None, sig.category))
 
     def write(self, event: AlertEvent) -> None:
-        p = event.packet
+        early, self._early = self._early, None
+        if early is not None and early[0] is event.signature and early[1] is event.packet:
+            reset = early[2]
+        else:
+            record = event.record
+            reset = self._act(event.signature, event.packet, record.get("sekimori"),
+                              record["alert"].get("category"))  # fmt: skip
+        if reset is not None:
+            event.record.setdefault("sekimori", {})["reset"] = reset
+
+    def _act(self, sig: Signature, p: Packet, annotations: dict[str, Any] | None,
+             category: str | None) -> dict[str, Any] | None:  # fmt: skip
+        """Reset the session if the response policy enforces this alert; the outcome as it
+        goes into the alert (``sekimori.reset``), None when not acted on."""
         flow = p.flow
         if p.proto != 6 or flow is None or not flow.tcp_session:
-            return
+            return None
         alerted = time.time()
-        sig = event.signature
-        record = event.record
-        decision = self._decide(sig, record)
-        if not (decision.triggered and decision.enforce):
-            return
-        if excluded_by_policy(record.get("sekimori") or {}):
-            return  # the responder records why (it sees the same annotation)
+        decision = self._decide(sig, annotations, category)
+        if not (decision.triggered and decision.enforce) or excluded_by_policy(annotations or {}):
+            return None  # (a policy's exclusion: the responder records why, from the same)
         client, server = _ends(p, flow)
-        key = (self._sensor_id, record.get("flow_id"), record.get("src_ip"), record.get("dest_ip"))
+        key = (self._sensor_id, flow.flow_id, p.src, p.dst)
         try:
             outcome = self._reset.reset_session(client, server, p.vlan, key,
                                                 p.ts_sec + p.ts_usec / 1e6, alerted)  # fmt: skip
@@ -85,17 +101,15 @@ class ResetSink:
             log.error("in-sensor reset failed (%s); the responder will send it", exc)
         else:
             self.sent += outcome.status == DONE
-        ctx: dict[str, Any] = record.setdefault("sekimori", {})
-        ctx["reset"] = {"status": outcome.status, "reason": outcome.reason,
-                        "details": dict(outcome.details, policy=decision.reason)}  # fmt: skip
+        return {"status": outcome.status, "reason": outcome.reason,
+                "details": dict(outcome.details, policy=decision.reason)}  # fmt: skip
 
-    def _decide(self, sig: Any, record: dict[str, Any]) -> Decision:
+    def _decide(self, sig: Signature, annotations: dict[str, Any] | None,
+                category: str | None) -> Decision:  # fmt: skip
         """The responder's decision on the alert as the bus copy will carry it: the
         organisation policy's annotations (stage, the mode they imply) win over the
         sensor's mode, as in RedisSink. Without annotations the decision depends only on
         the rule and the mode: it is made once per rule."""
-        category = record["alert"].get("category")
-        annotations = record.get("sekimori")
         rule = (sig.gid, sig.sid, sig.rev, sig.action, category, sig.severity)
         if not annotations and (cached := self._decisions.get(rule)) is not None:
             return cached
