@@ -162,6 +162,10 @@ def run(config: Config, request: RunRequest,
                                  immediate=c.immediate, buffer_size=c.buffer_size)  # fmt: skip
             loop.source = source
             control.install(on_stop=source.stop)
+            for ticker in ext.tickers:  # Redis round trips off the packet loop (heartbeat)
+                background = getattr(ticker, "background", None)
+                if background is not None:
+                    background()
             with _realtime(c.rt_priority):
                 _drive_live(loop, source, control, config, request)
         loop.finish()

@@ -7,6 +7,8 @@ group, so the lag comes from Redis itself.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import redis
@@ -127,3 +129,32 @@ def test_sensor_verdicts() -> None:
     assert verdict(drop_pct="9")[0] == RED
     assert verdict(last_packet=str(NOW - 300)) == (RED, ("no packets for 5m",))
     assert verdict(state="stopped")[0] == RED
+
+
+def test_live_heartbeats_publish_from_their_thread_and_stopped_comes_last(
+    redis_server: str,
+) -> None:
+    from sensor.heartbeat import SensorHeartbeat
+
+    client = redis.Redis.from_url(redis_server, socket_timeout=5)
+    published: list[str] = []
+
+    beat = SensorHeartbeat(client, "live-1", 5.0, run_info=lambda: {"iface": "eth1"})
+    publish = beat._publish
+
+    def recording(wall: float, fields: Any) -> None:  # which thread published what
+        published.append(f"{fields['state']}@{threading.current_thread().name}")
+        publish(wall, fields)
+
+    beat._publish = recording  # type: ignore[method-assign]
+    beat.background()
+    beat.tick(NOW, {"capture.packets": 10})
+    deadline = time.monotonic() + 10
+    while not read_heartbeats(client, "sensor") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (first,) = read_heartbeats(client, "sensor")
+    assert first.fields["state"] == "running" and first.fields["packets"] == "10"
+    beat.stopped({"capture.packets": 12})
+    (last,) = read_heartbeats(client, "sensor")
+    assert last.fields["state"] == "stopped" and last.fields["packets"] == "12"
+    assert published == ["running@sensor-heartbeat", f"stopped@{threading.current_thread().name}"]
