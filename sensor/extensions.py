@@ -75,6 +75,10 @@ class Extensions:
             observer.close()
         for sink in self.sinks:
             sink.close()
+        for ticker in self.tickers:  # those with a thread of their own (live sensor)
+            close = getattr(ticker, "close", None)
+            if close is not None:
+                close()
 
 
 def build_extensions(config: Config) -> Extensions:

@@ -19,6 +19,7 @@ judging a ``sekimori status`` line (cli/status_cmd.py does, with the same thresh
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -76,6 +77,54 @@ def responder_figures(client: Any, hb: Heartbeat) -> tuple[int | None, int]:
     return lag, int(hb.num("consecutive_failures"))
 
 
+Figures = tuple[Heartbeat, int | None, int]  # responder, group lag, consecutive failures
+
+
+def _fetch_figures(client: Any) -> list[Figures] | None:
+    """Every responder's figures, None when Redis does not answer."""
+    try:
+        beats = read_heartbeats(client, "responder")
+        return [(hb, *responder_figures(client, hb)) for hb in beats]
+    except BusError as exc:
+        log.debug("health: responder heartbeats unavailable: %s", exc)
+        return None
+
+
+class _FigureFetcher:
+    """A thread reading the responders' figures every ``interval_s``; the latest reading
+    is taken once by the tick."""
+
+    def __init__(self, client: Any, interval_s: float) -> None:
+        self._client = client
+        self._interval = interval_s
+        self._latest: list[Figures] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sensor-health", daemon=True)
+        self._thread.start()
+
+    def take(self) -> list[Figures] | None:
+        with self._lock:
+            latest, self._latest = self._latest, None
+        return latest
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=3.0)  # one read in flight at most (1 s socket timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                figures = _fetch_figures(self._client)
+            except Exception as exc:  # never a thread traceback; the next round retries
+                log.warning("health: responder check failed (%s: %s)", type(exc).__name__, exc)
+                figures = None
+            if figures is not None:
+                with self._lock:
+                    self._latest = figures
+            self._stop.wait(self._interval)
+
+
 class HealthMonitor:
     """Ticker raising the health alerts; emits through ``ext.policies`` and ``ext.sinks``."""
 
@@ -92,6 +141,7 @@ class HealthMonitor:
         self._window: tuple[float, int, int] | None = None  # start, packets, drops
         self._next_responder_check = 0.0
         self._live: bool | None = None
+        self._fetcher: _FigureFetcher | None = None
 
     def tick(self, now_sec: float, counters: Mapping[str, int]) -> None:
         if self._live is None:
@@ -101,10 +151,29 @@ class HealthMonitor:
         self._check_packets(now_sec, counters.get("capture.packets", 0))
         drops = counters.get("capture.kernel_drops", 0) + counters.get("capture.iface_drops", 0)
         self._check_drops(now_sec, counters.get("capture.packets", 0), drops)
+        if self._fetcher is not None:  # live: the thread did the Redis reads
+            fetched = self._fetcher.take()
+            if fetched is not None:
+                self._judge_responders(now_sec, fetched)
+            return
         wall = self._clock()
         if self._client is not None and wall >= self._next_responder_check:
             self._next_responder_check = wall + RESPONDER_CHECK_S
-            self._check_responders(now_sec)
+            figures = _fetch_figures(self._client)
+            if figures is not None:
+                self._judge_responders(now_sec, figures)
+
+    def background(self) -> None:
+        """Read the responders' figures from a thread of its own from now on (a live
+        sensor): those Redis reads (~1 ms, up to the 1 s socket timeout while Redis is
+        unreachable) must not stall the packet loop. The tick judges what was read."""
+        if self._client is not None and self._fetcher is None:
+            self._fetcher = _FigureFetcher(self._client, RESPONDER_CHECK_S)
+
+    def close(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
+            self._fetcher = None
 
     def _is_live(self, now_sec: float) -> bool:
         """Health is about a running sensor: a capture file (replayed, compared against
@@ -141,13 +210,7 @@ class HealthMonitor:
         else:
             self._clear(SID_DROPS, "")
 
-    def _check_responders(self, now: float) -> None:
-        try:
-            beats = read_heartbeats(self._client, "responder")
-            figures = [(hb, *responder_figures(self._client, hb)) for hb in beats]
-        except BusError as exc:
-            log.debug("health: responder heartbeats unavailable: %s", exc)
-            return
+    def _judge_responders(self, now: float, figures: list[Figures]) -> None:
         for hb, lag, failures in figures:
             if lag is not None and self._s.responder_lag and lag >= self._s.responder_lag:
                 self._raise(SID_RESPONDER_LAG, hb.id, now, {"check": "responder_lag",

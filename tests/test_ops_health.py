@@ -102,6 +102,26 @@ def test_responder_lag_alert_and_status(redis_server: str) -> None:
     assert verdicts[0].colour == RED and "no heartbeat" in verdicts[0].reasons[0]
 
 
+def test_live_responder_checks_read_redis_from_a_thread(redis_server: str) -> None:
+    client = redis.Redis.from_url(redis_server, socket_timeout=5)
+    client.xgroup_create("sekimori:alerts", "responders", id="0", mkstream=True)
+    for i in range(30):
+        client.xadd("sekimori:alerts", {"eve": b"{}", "seq": str(i)})
+    beat = {"stream": "sekimori:alerts", "group": "responders", "consecutive_failures": 0}
+    publish_heartbeat(client, "responder", "reset-1", beat, now=NOW)
+    mon, sink, _clock = monitor(OpsSettings(responder_lag=20), client)
+    mon.background()
+    try:
+        deadline = time.monotonic() + 10
+        while not sink.events and time.monotonic() < deadline:
+            mon.tick(NOW, {"capture.packets": 1})  # judges whatever the thread has read
+            time.sleep(0.01)
+    finally:
+        mon.close()
+    assert sids(sink) == [SID_RESPONDER_LAG]
+    assert sink.events[0].record["health"]["lag"] == 30
+
+
 def test_heartbeat_round_trip_and_expiry(redis_server: str) -> None:
     client = redis.Redis.from_url(redis_server, socket_timeout=5)
     publish_heartbeat(client, "sensor", "s1", {"iface": "eth1", "pps": 12.5, "up": True,
