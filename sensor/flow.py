@@ -192,6 +192,7 @@ class FlowTable:
         self._stream_memcap = stream_cfg.reassembly_memcap
         self._memuse = 0
         self._removed: list[Flow] = []  # evicted / replaced, handed out by expire()
+        self._sweep: list[Flow] = []  # the rest of the current budgeted expiry pass
         tos = flow_cfg.timeouts
         default = tos.get("default", FlowTimeouts(30, 300, 0))
         self._timeouts = {
@@ -257,15 +258,35 @@ class FlowTable:
             f.est_value = False
         return f
 
-    def expire(self, now_sec: int) -> list[Flow]:
-        """Remove and return flows idle past their state's timeout (plus evicted ones)."""
+    def expire(self, now_sec: int, budget: int | None = None) -> list[Flow]:
+        """Remove and return flows idle past their state's timeout (plus evicted ones).
+
+        ``budget`` (a live sensor): look at that many flows this call, resuming a pass over
+        the table where the last call stopped, instead of all of them. A full scan of 100k
+        flows took 31 ms on the bench VM — once a second, inside whichever packet crossed
+        the second. Like Suricata's flow manager, a live sensor then ends an idle flow
+        within one pass after its timeout rather than at the second; a capture file keeps
+        the exact full scan (reproducible flow-end alerts)."""
         out, self._removed = self._removed, []
-        dead = [f for f in self._flows.values() if now_sec > f.last_sec + f.timeout()]
+        if budget is None:
+            dead = [f for f in self._flows.values() if now_sec > f.last_sec + f.timeout()]
+        else:
+            dead = self._expire_some(now_sec, budget)
         for f in dead:
             self._remove(f)
         self.stats.timed_out += len(dead)
         out.extend(dead)
         return out
+
+    def _expire_some(self, now_sec: int, budget: int) -> list[Flow]:
+        if not self._sweep:  # a new pass, over the flows of this moment
+            self._sweep = list(self._flows.values())
+        chunk = self._sweep[-budget:]
+        del self._sweep[-budget:]
+        flows = self._flows
+        # A flow removed (or replaced under its key) since the pass began is not ours.
+        return [f for f in chunk
+                if flows.get(f.key) is f and now_sec > f.last_sec + f.timeout()]  # fmt: skip
 
     def flush_all(self) -> list[Flow]:
         """End of capture: remove and return every flow (evicted ones first)."""

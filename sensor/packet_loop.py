@@ -28,6 +28,8 @@ from sensor.packet import Packet
 from signatures.rule import Signature
 from signatures.ruleset import CompiledRuleset
 
+EXPIRY_MIN_BUDGET = 4096  # flows looked at per second at least, on a live interface
+
 
 class PacketLoop:
     """The per-packet path and its counters."""
@@ -75,7 +77,9 @@ class PacketLoop:
         if extra is not None and not extra.bad:
             self._inspect(extra)
         if p.ts_sec >= self.next_expire:
-            self.end_flows(self.flows.expire(p.ts_sec), p.ts_sec, p.ts_usec)
+            # Live: an eighth of the table per second (sensor/flow.py FlowTable.expire).
+            budget = max(EXPIRY_MIN_BUDGET, len(self.flows) // 8) if self.live else None
+            self.end_flows(self.flows.expire(p.ts_sec, budget), p.ts_sec, p.ts_usec)
             self.next_expire = p.ts_sec + 1
 
     def end_flows(self, flows: list[Any], ts_sec: int, ts_usec: int) -> None:

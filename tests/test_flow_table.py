@@ -423,3 +423,23 @@ def test_data_on_the_completing_ack_counts_as_established() -> None:
     f = flow(p)
     assert f.tcp_state == TCP_ESTABLISHED and p.stream_added and f.is_established(p)
     assert up(f).new_data == b"GET / HTTP/1.0\r\n\r\n"
+
+
+def test_budgeted_expiry_resumes_its_pass_and_skips_flows_gone_meanwhile() -> None:
+    t = make_table()
+    conns = [Conn(t, client=(0x0A000001 + i, 1000), server=(2, 53)) for i in range(10)]
+    flows = [flow(c.send(True, 0, 0, data=b"q", proto=IPPROTO_UDP)) for c in conns]
+    late = T0 + 31  # every UDP flow is past its 30 s "new" timeout
+    first = t.expire(late, budget=4)
+    assert len(first) == 4 and len(t) == 6  # only a slice of the table was looked at
+    # A flow of the current pass that goes away (evicted, closed) in between is not ours:
+    remaining = [f for f in flows if f not in first]
+    t._remove(remaining[0])  # as eviction does
+    second = t.expire(late, budget=4)
+    assert remaining[0] not in second and len(second) == 4
+    third = t.expire(late, budget=4)  # the pass ends with the last slice
+    assert sorted(map(id, first + second + third)) == sorted(map(id, remaining[1:] + first))
+    assert len(t) == 0 and t.expire(late, budget=4) == []
+    # Without a budget (capture files) nothing changes: one exact full scan.
+    again = [flow(c.send(True, 0, 0, data=b"q", proto=IPPROTO_UDP)) for c in conns]
+    assert sorted(map(id, t.expire(T0 + 62))) == sorted(map(id, again))
