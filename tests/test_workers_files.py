@@ -22,8 +22,9 @@ from pcapgen import TcpSession, eth_ip, icmp_echo, udp, write_pcap
 
 from sensor.config import load_config
 from sensor.errors import ConfigError
+from sensor.flow_hash import FlowHasher, split_capture
 from sensor.pipeline import RunRequest, run
-from sensor.workers import FlowHasher, run_parallel, split_capture
+from sensor.workers import run_parallel
 
 RULES = """\
 alert tcp any any -> any any (msg:"evil"; flow:established,to_server; content:"EVIL-PATTERN"; sid:1;)
