@@ -7,7 +7,8 @@ direction, so data fed one byte at a time gives the same result), pipelining and
 connection close (finished by :meth:`HttpParser.close`), ``CONNECT``/``101`` tunnels (parsing
 stops; after a request with ``Upgrade: h2c`` the client's next bytes wait for the answer, and
 a ``101`` sets :attr:`HttpParser.h2c` so the caller hands the flow to the HTTP/2 parser). Anomalies become Suricata's ``http.*`` app-layer event names on the transaction;
-a line longer than the field limit or an invalid chunk length stops that direction.
+a line longer than the field limit or an invalid chunk length stops that direction. How
+bodies are delimited and fed lives in http_framing.py (the parser's mixin).
 
 Non-goals: HTTP/2 itself (``http2.py``), multipart/file extraction, request decompression (Suricata 7 does not
 decompress request bodies by default either).
@@ -18,20 +19,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sensor.applayer.common import (
-    PROGRESS_BODY,
-    PROGRESS_COMPLETE,
     PROGRESS_HEADERS,
     PROGRESS_LINE,
     AppLayerSettings,
     Transaction,
 )
-from sensor.applayer.http_body import (
-    CHUNK_EMPTY,
-    CHUNK_INVALID,
-    BodySink,
-    chunk_size_hopeless,
-    codings_of,
-    parse_chunk_size,
+from sensor.applayer.http_body import BodySink, codings_of
+from sensor.applayer.http_framing import (
+    H2C_HOLD,
+    S_BODY_CLOSE,
+    S_HEADERS,
+    S_LINE,
+    S_STOP,
+    S_WAIT,
+    BodyFraming,
+    Side,
 )
 from sensor.applayer.http_message import (
     HttpTxData,
@@ -44,54 +46,15 @@ from sensor.applayer.http_message import (
     response_line_buffers,
 )
 
-S_LINE = 0
-S_HEADERS = 1
-S_BODY_LEN = 2
-S_CHUNK_SIZE = 3
-S_CHUNK_DATA = 4
-S_CHUNK_END = 5
-S_TRAILER = 6
-S_BODY_CLOSE = 7
-S_STOP = 8  # failed, tunnel or protocol switch: nothing more is parsed in this direction
-S_WAIT = 9  # request asked for h2c: the client's next bytes wait for the server's answer
-_H2C_HOLD = 64 * 1024  # client bytes held while waiting; beyond that HTTP/1 parsing resumes
 
-
-class _Side:
-    """Parsing state of one direction."""
-
-    __slots__ = (
-        "buf",
-        "header_lines",
-        "header_raw",
-        "line",
-        "pos",
-        "remaining",
-        "request",
-        "state",
-        "tx",
-    )
-
-    def __init__(self, request: bool) -> None:
-        self.request = request
-        self.buf = bytearray()
-        self.pos = 0
-        self.state = S_LINE
-        self.tx: Transaction | None = None
-        self.line = b""  # the request/status line of the message being parsed
-        self.header_lines: list[bytes] = []
-        self.header_raw = bytearray()  # the header block as received, for http.header.raw
-        self.remaining = 0  # bytes left in a Content-Length body or chunk
-
-
-class HttpParser:
+class HttpParser(BodyFraming):
     """Both directions of one HTTP connection. ``on_update(tx)`` is called for every change."""
 
     def __init__(self, cfg: AppLayerSettings, on_update: Callable[[Transaction], None]) -> None:
         self.cfg = cfg
         self._on_update = on_update
-        self._ts = _Side(True)
-        self._tc = _Side(False)
+        self._ts = Side(True)
+        self._tc = Side(False)
         self._next_id = 0
         self._pending: list[Transaction] = []  # requests still waiting for their response
         self.events: list[str] = []  # anomalies that stopped a direction (flow-level count)
@@ -109,7 +72,7 @@ class HttpParser:
         if side.state == S_STOP or not data:
             return
         side.buf += data
-        if side.state == S_WAIT and len(side.buf) > _H2C_HOLD:
+        if side.state == S_WAIT and len(side.buf) > H2C_HOLD:
             side.state = S_LINE
         self._run(side)
         if (
@@ -120,7 +83,7 @@ class HttpParser:
             self._ts.state = S_LINE  # answered without a switch: HTTP/1 goes on
             self._run(self._ts)
 
-    def _run(self, side: _Side) -> None:
+    def _run(self, side: Side) -> None:
         steps = self._step_request if side.request else self._step_response
         while side.state not in (S_STOP, S_WAIT) and steps(side):
             pass
@@ -148,7 +111,7 @@ class HttpParser:
             self._finish(side)
 
     @staticmethod
-    def _compact(side: _Side) -> None:
+    def _compact(side: Side) -> None:
         if side.pos:
             del side.buf[: side.pos]
             side.pos = 0
@@ -159,7 +122,7 @@ class HttpParser:
         tx.state = HttpTxData()
         return tx
 
-    def _fail(self, side: _Side, event: str) -> None:
+    def _fail(self, side: Side, event: str) -> None:
         """Stop parsing this direction; the event is counted on the flow and the tx if any."""
         self.events.append(event)
         if side.tx is not None:
@@ -167,7 +130,7 @@ class HttpParser:
             self._on_update(side.tx)
         side.state = S_STOP
 
-    def _next_line(self, side: _Side) -> bytes | None:
+    def _next_line(self, side: Side) -> bytes | None:
         """The next line without its terminator, or None when it is not complete yet."""
         buf, pos = side.buf, side.pos
         nl = buf.find(b"\n", pos)
@@ -193,11 +156,11 @@ class HttpParser:
         return line
 
     @staticmethod
-    def _too_long(side: _Side) -> str:
+    def _too_long(side: Side) -> str:
         return "http.request_field_too_long" if side.request else "http.response_field_too_long"
 
     # ----------------------------------------------------------------- requests
-    def _step_request(self, side: _Side) -> bool:
+    def _step_request(self, side: Side) -> bool:
         state = side.state
         if state == S_LINE:
             return self._request_line(side)
@@ -205,7 +168,7 @@ class HttpParser:
             return self._headers(side)
         return self._body(side)
 
-    def _request_line(self, side: _Side) -> bool:
+    def _request_line(self, side: Side) -> bool:
         line = self._next_line(side)
         if line is None:
             return False
@@ -235,12 +198,12 @@ class HttpParser:
         self._on_update(tx)
         return True
 
-    def _start_headers(self, side: _Side) -> None:
+    def _start_headers(self, side: Side) -> None:
         side.state = S_HEADERS
         side.header_lines = []
         side.header_raw = bytearray()
 
-    def _headers(self, side: _Side) -> bool:
+    def _headers(self, side: Side) -> bool:
         start = side.pos
         line = self._next_line(side)
         if line is None:
@@ -265,7 +228,7 @@ class HttpParser:
             self._response_headers_done(side, raw)
         return True
 
-    def _request_headers_done(self, side: _Side, raw: bytes) -> None:
+    def _request_headers_done(self, side: Side, raw: bytes) -> None:
         tx = side.tx
         assert tx is not None and isinstance(tx.state, HttpTxData)
         data = tx.state
@@ -276,7 +239,7 @@ class HttpParser:
         self._frame_body(side, tx, data.req_headers, allow_close=False)
 
     # ----------------------------------------------------------------- responses
-    def _step_response(self, side: _Side) -> bool:
+    def _step_response(self, side: Side) -> bool:
         state = side.state
         if state == S_LINE:
             return self._response_line(side)
@@ -284,7 +247,7 @@ class HttpParser:
             return self._headers(side)
         return self._body(side)
 
-    def _response_line(self, side: _Side) -> bool:
+    def _response_line(self, side: Side) -> bool:
         line = self._next_line(side)
         if line is None:
             return False
@@ -314,7 +277,7 @@ class HttpParser:
         self._on_update(tx)
         return True
 
-    def _response_headers_done(self, side: _Side, raw: bytes) -> None:
+    def _response_headers_done(self, side: Side, raw: bytes) -> None:
         tx = side.tx
         assert tx is not None and isinstance(tx.state, HttpTxData)
         data = tx.state
@@ -355,130 +318,3 @@ class HttpParser:
             self._finish(side)
             return
         self._frame_body(side, tx, data.resp_headers, allow_close=True)
-
-    # ----------------------------------------------------------------- bodies
-    def _frame_body(
-        self, side: _Side, tx: Transaction, headers: list[list[bytes]], allow_close: bool
-    ) -> None:
-        """Choose how the body is delimited, or finish a bodyless message."""
-        where = "request" if side.request else "response"
-        te = header_value(headers, b"transfer-encoding")
-        if te is not None and b"chunked" in te.lower():
-            side.state = S_CHUNK_SIZE
-        elif te is not None:
-            tx.events.append(f"http.invalid_transfer_encoding_value_in_{where}")
-        if side.state != S_CHUNK_SIZE:
-            cl = header_value(headers, b"content-length")
-            length = -1
-            if cl is not None:
-                text = cl.split(b",")[0].strip()
-                if text.isdigit():
-                    length = int(text)
-                else:
-                    tx.events.append(f"http.invalid_content_length_field_in_{where}")
-            if length > 0:
-                side.state, side.remaining = S_BODY_LEN, length
-            elif length < 0 and allow_close:
-                side.state = S_BODY_CLOSE
-            else:
-                self._finish(side)
-                return
-        self._set_progress(side, tx, PROGRESS_BODY)
-        self._on_update(tx)
-
-    @staticmethod
-    def _set_progress(side: _Side, tx: Transaction, value: int) -> None:
-        if side.request:
-            tx.progress_ts = value
-        else:
-            tx.progress_tc = value
-
-    def _sink(self, side: _Side) -> BodySink:
-        data = side.tx.state if side.tx is not None else None
-        assert isinstance(data, HttpTxData)
-        sink = data.req_body if side.request else data.resp_body
-        assert sink is not None
-        return sink
-
-    def _consume(self, side: _Side, count: int) -> None:
-        chunk = bytes(side.buf[side.pos : side.pos + count])
-        side.pos += len(chunk)
-        sink = self._sink(side)
-        sink.add(chunk)
-        assert side.tx is not None
-        if sink.events:
-            side.tx.events.extend(sink.events)
-            sink.events.clear()
-        self._on_update(side.tx)
-
-    def _body(self, side: _Side) -> bool:
-        avail = len(side.buf) - side.pos
-        state = side.state
-        if state in (S_BODY_LEN, S_CHUNK_DATA):
-            if avail == 0:
-                return False
-            take = min(avail, side.remaining)
-            self._consume(side, take)
-            side.remaining -= take
-            if side.remaining == 0:
-                if state == S_BODY_LEN:
-                    self._finish(side)
-                else:
-                    side.state = S_CHUNK_END
-            return True
-        if state == S_BODY_CLOSE:
-            if avail == 0:
-                return False
-            self._consume(side, avail)
-            return True
-        start = side.pos
-        if state == S_CHUNK_SIZE and chunk_size_hopeless(side.buf, side.pos):
-            return self._chunk_size(side, bytes(side.buf[start:]), start)
-        line = self._next_line(side)
-        if line is None:
-            return False
-        if state == S_CHUNK_SIZE:
-            return self._chunk_size(side, line, start)
-        if state == S_CHUNK_END:
-            side.state = S_CHUNK_SIZE  # CRLF after chunk data (libhtp tolerates junk here)
-            return True
-        if not line:  # S_TRAILER: the empty line ends the message
-            self._finish(side)
-        return True
-
-    def _chunk_size(self, side: _Side, line: bytes, start: int) -> bool:
-        size = parse_chunk_size(line)
-        if size == CHUNK_EMPTY:
-            return True  # stray empty line before a chunk size
-        if size == CHUNK_INVALID:
-            if side.request:
-                self._fail(side, "http.invalid_request_chunk_len")
-                return False
-            # libhtp gives up on chunking and reads the response body until close
-            assert side.tx is not None
-            side.tx.events.append("http.invalid_response_chunk_len")
-            side.pos = start
-            side.state = S_BODY_CLOSE
-            return True
-        if size == 0:
-            side.state = S_TRAILER
-        else:
-            side.state, side.remaining = S_CHUNK_DATA, size
-        return True
-
-    def _finish(self, side: _Side) -> None:
-        tx = side.tx
-        assert tx is not None
-        if side.request:
-            tx.progress_ts = PROGRESS_COMPLETE
-            tx.to_server_done = True
-        else:
-            tx.progress_tc = PROGRESS_COMPLETE
-            tx.to_client_done = True
-        side.tx = None
-        side.state = S_LINE
-        if side.request and isinstance(tx.state, HttpTxData):
-            upgrade = header_value(tx.state.req_headers, b"upgrade") or b""
-            if b"h2c" in upgrade.lower():
-                side.state = S_WAIT  # hold the client's bytes: they are HTTP/2 after a 101
-        self._on_update(tx)
