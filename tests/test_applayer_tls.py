@@ -298,3 +298,20 @@ def test_hello_random_and_certificate_validity_values() -> None:
     assert tx.get("tls.random_bytes", False) == b"\x22" * 28
     assert tx.values["tls.cert_notbefore"] == 1704067200  # 2024-01-01T00:00:00Z
     assert tx.values["tls.cert_notafter"] == 4102444799  # 2099-12-31T23:59:59Z
+
+
+def test_der_reader_is_the_ber_one_and_bad_oids_are_der_errors() -> None:
+    import pytest
+
+    from sensor.applayer.ber import BerError, decode_oid
+    from sensor.applayer.x509 import DerError, read_tlv
+
+    assert DerError is BerError  # one reader, one error for the TLS parser to catch
+    assert decode_oid(bytes([0x2A, 0x86, 0x48])) == "1.2.840"
+    assert decode_oid(bytes([0x2A, 0x86])) == "1.2"  # an unterminated last arc is dropped
+    for raw in (b"", b"\x81\x82"):  # empty, or no arc ever terminated (was an IndexError)
+        with pytest.raises(DerError):
+            decode_oid(raw)
+    assert read_tlv(b"\x30\x03\x02\x01\x05", 0) == (0x30, 2, 5)
+    with pytest.raises(DerError, match="multi-byte tags"):
+        read_tlv(b"\x1f\x81\x01\x00", 0)

@@ -1,8 +1,9 @@
-"""A minimal BER/DER reader for the application-layer parsers (SNMP, Kerberos 5).
+"""A minimal BER/DER reader for the application-layer parsers (SNMP, Kerberos 5, X.509).
 
-Scope: read one tag-length-value header (:func:`read_tlv`), the children of a constructed
-value (:func:`children`), and the universal INTEGER / OCTET STRING / OID contents the SNMP and
-Kerberos parsers need. Definite lengths only (DER; SNMP agents and KDCs use them); the
+Scope: read one tag-length-value header (:func:`read_header`, or :func:`read_tlv` as a
+:class:`Tlv`), the children of a constructed value (:func:`children`), and the universal
+INTEGER / OCTET STRING / OID contents the SNMP and Kerberos parsers need; the certificate
+parser (x509.py) reads its DER through :func:`read_header` and :func:`decode_oid`. Definite lengths only (DER; SNMP agents and KDCs use them); the
 indefinite form, multi-byte lengths over 4 bytes and high tag numbers over 3 bytes are
 :class:`BerError`.
 
@@ -13,8 +14,6 @@ keyword (signatures/asn1.py walks BER for that, with Suricata's own checks).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from sensor.applayer.x509 import decode_oid
 
 UNIVERSAL, APPLICATION, CONTEXT, PRIVATE = range(4)
 TAG_INTEGER = 2
@@ -49,6 +48,13 @@ class Tlv:
 def read_tlv(data: bytes, pos: int, limit: int | None = None, partial: bool = False) -> Tlv:
     """The element starting at ``pos``; its content must end by ``limit`` (default: the end)
     unless ``partial`` (only the header must be there: probing a message's first bytes)."""
+    return Tlv(*read_header(data, pos, limit, partial))
+
+
+def read_header(data: bytes, pos: int, limit: int | None = None, partial: bool = False
+                ) -> tuple[int, bool, int, int, int]:  # fmt: skip
+    """:func:`read_tlv` as a plain tuple (class, constructed, tag number, content start,
+    content end): no object per element, for the certificate parser's many small ones."""
     end_limit = min(len(data), len(data) if limit is None else limit)
     if pos + 2 > end_limit:
         raise BerError("truncated header")
@@ -81,7 +87,7 @@ def read_tlv(data: bytes, pos: int, limit: int | None = None, partial: bool = Fa
         pos += count
     if pos + length > end_limit and not partial:
         raise BerError("content runs past its container")
-    return Tlv(cls, constructed, tag, pos, pos + length)
+    return cls, constructed, tag, pos, pos + length
 
 
 def children(data: bytes, parent: Tlv) -> list[Tlv]:
@@ -111,7 +117,26 @@ def oid_text(raw: bytes) -> str:
     """Dotted text of an OBJECT IDENTIFIER's content (``1.3.6.1.2.1.1.1.0``)."""
     if not raw or raw[-1] & 0x80:  # empty, or the last arc unterminated
         raise BerError("bad object identifier")
-    return decode_oid(raw)  # the certificate parser's decoder (x509.py)
+    return decode_oid(raw)
+
+
+def decode_oid(raw: bytes) -> str:
+    """Dotted text of OID content, leniently (an unterminated last arc is dropped, as the
+    certificate parser has always read them); BerError when empty."""
+    if not raw:
+        raise BerError("empty OID")
+    parts: list[int] = []
+    value = 0
+    for b in raw:
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            parts.append(value)
+            value = 0
+    if not parts:
+        raise BerError("unterminated OID")
+    first = parts[0]
+    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
+    return ".".join(str(p) for p in head + parts[1:])
 
 
 def explicit(data: bytes, seq: Tlv) -> dict[int, Tlv]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from sensor.applayer.ber import BerError, decode_oid, read_header
+
 # Attribute types whose short names Suricata (via x509-parser's OID registry) prints.
 _ATTR_NAMES = {
     "2.5.4.3": "CN",
@@ -37,31 +39,16 @@ _ATTR_NAMES = {
 _SAN_OID = "2.5.29.17"
 
 
-class DerError(ValueError):
-    """Malformed DER (internal; the TLS parser turns it into ``tls.invalid_certificate``)."""
+# Malformed DER is malformed BER (the TLS parser turns it into ``tls.invalid_certificate``).
+DerError = BerError
 
 
 def read_tlv(data: bytes, off: int) -> tuple[int, int, int]:
     """Read the TLV at ``off``: returns (tag byte, value offset, value end)."""
-    if off + 2 > len(data):
-        raise DerError("truncated TLV header")
-    tag = data[off]
-    if tag & 0x1F == 0x1F:
+    cls, constructed, tag, start, end = read_header(data, off)
+    if tag >= 0x1F:
         raise DerError("multi-byte tags are not used by X.509")
-    first = data[off + 1]
-    off += 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4 or off + count > len(data):
-            raise DerError("bad length")
-        length = int.from_bytes(data[off : off + count], "big")
-        off += count
-    end = off + length
-    if end > len(data):
-        raise DerError("value runs past its container")
-    return tag, off, end
+    return cls << 6 | constructed << 5 | tag, start, end
 
 
 def children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
@@ -74,21 +61,6 @@ def children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
         out.append((tag, vstart, vend))
         start = vend
     return out
-
-
-def decode_oid(raw: bytes) -> str:
-    if not raw:
-        raise DerError("empty OID")
-    parts: list[int] = []
-    value = 0
-    for b in raw:
-        value = (value << 7) | (b & 0x7F)
-        if not b & 0x80:
-            parts.append(value)
-            value = 0
-    first = parts[0]
-    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
-    return ".".join(str(p) for p in head + parts[1:])
 
 
 def _string(tag: int, raw: bytes) -> str:
