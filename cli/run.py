@@ -18,7 +18,7 @@ from typing import IO, Any, Protocol
 import click
 
 from cli.common import CliState, load
-from sensor.config import Config
+from sensor.config import Config, known_keys
 from sensor.errors import ConfigError, SekimoriError
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,11 @@ def command(
     """
     if (pcap is None) == (iface is None):
         raise click.UsageError("give exactly one of --pcap FILE or --iface IF")
-    overrides = list(sets)
+    # respond.* items are the responders' (read below for in-sensor resets), except the
+    # few the sensor itself knows (respond.fast_socket): no "unknown setting" warning.
+    own = set(known_keys())
+    overrides = [s for s in sets if not s.strip().startswith("respond.")
+                 or s.partition("=")[0].strip() in own]  # fmt: skip
     if strict:
         overrides.append("detect.strict=true")
     if redis_url:

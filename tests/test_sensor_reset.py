@@ -241,3 +241,25 @@ def test_the_organisation_policys_stage_decides_as_for_the_responder(
     if not sent and stage == "enforce":  # the responder says why it does not reset either
         outcome, _ = _responder_on(collect.bus[0], a, b)
         assert outcome.status == SKIPPED and "excludes reset" in outcome.reason
+
+
+def test_a_bad_injection_interface_stops_the_sensor_with_its_name(tmp_path: Path) -> None:
+    """In-sensor resets asked for with --set: the responders' keys are not 'unknown
+    settings' to the sensor, and an interface that does not exist is one line, exit 6."""
+    import os
+    import sys
+
+    rules = tmp_path / "r.rules"
+    rules.write_text(DROP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEKIMORI_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "run", "--iface", "lo", "--rules", str(rules),
+         "--set", f"detect.cache-dir={tmp_path / 'c'}", "--set", 'respond.responders=["tcp-reset"]',
+         "--set", "respond.tcp-reset.interface=sknoexist0",
+         "--set", "respond.tcp-reset.in_sensor=true"],
+        cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 6, done.stderr
+    assert "injection interface sknoexist0" in done.stderr
+    assert "unknown setting" not in done.stderr and "Traceback" not in done.stderr
