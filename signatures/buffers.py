@@ -178,6 +178,10 @@ LEGACY_MODIFIERS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# Sticky buffers that are one list in Suricata 7 under two names (what a pcre buffer flag
+# naming the other one still means): http.response_body is file_data's HTTP side.
+SAME_LIST: Mapping[str, tuple[str, ...]] = MappingProxyType({"http.response_body": ("file.data",)})
+
 # Suricata-specific pcre flags that select the buffer the expression runs on.
 PCRE_BUFFER_FLAGS: Mapping[str, str] = MappingProxyType(
     {

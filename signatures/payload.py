@@ -28,6 +28,7 @@ from signatures.buffers import (
     HEADER_BUFFERS,
     LEGACY_MODIFIERS,
     PKT_DATA,
+    SAME_LIST,
     sticky_buffer_name,
 )
 from signatures.bytekw import parse_int
@@ -287,7 +288,10 @@ class PayloadBuilder:
         flagged = pcre.pcre_buffer(flags)
         if flagged is not None:
             # Suricata refuses a buffer flag only when it names another buffer than the
-            # active sticky one (http.uri; ... pcre:"/x/U" is fine).
+            # active sticky one (http.uri; ... pcre:"/x/U" is fine). In Suricata 7
+            # http.response_body is the file_data list, so /Q is that buffer too.
+            if self._sticky and flagged in SAME_LIST.get(self._buffer, ()):
+                flagged = self._buffer
             if self._sticky and flagged != self._buffer:
                 raise RuleError(
                     f"pcre: buffer flag in {flags!r} names another buffer than the active "

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from pcapgen import TcpSession, alerts_of
 
 from sensor.errors import RuleError, UnsupportedKeyword
 from signatures.payload import MatchEnv, PayloadBuilder, PayloadSpec
@@ -280,3 +283,17 @@ def test_buffer_flag_with_sticky_buffer_active_is_an_error() -> None:
             ("pcre", "/a/H", True),
             supported=frozenset({"http.uri", "http.header"}),
         )
+
+
+def test_q_flag_after_http_response_body_is_that_buffer(tmp_path: Path) -> None:
+    """Suricata 7 loads ET's sid 2038501 (http.response_body; ... pcre:"/.../Qi"): the
+    response body is the file_data list there, which /Q names. Same capture, same rule,
+    checked against Suricata 7.0.10 by hand: one alert."""
+    body = b"var x = function _0x1a2b3c(){return 1};"
+    s = TcpSession(client="10.0.0.1", server="192.0.2.8", sport=80).handshake()
+    s.send(True, b"GET /a.js HTTP/1.1\r\nHost: h\r\n\r\n")
+    s.send(False, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    s.ack(True).close()
+    rule = ('alert http any any -> any any (msg:"q"; flow:to_client; http.response_body; '
+            'content:"function"; pcre:"/function\\s_0x[0-9a-f]{6}\\(/Qi"; sid:1;)')  # fmt: skip
+    assert [a["alert"]["signature_id"] for a in alerts_of(tmp_path, s.frames, rule)] == [1]
