@@ -211,11 +211,18 @@ class PayloadBuilder:
             raise UnsupportedKeyword(written)
 
     def transform(self, name: str, value: str | None, quoted: bool) -> None:
-        """A transform keyword: the active sticky buffer becomes its transformed version."""
-        if not self._fresh or self._buffer in HEADER_BUFFERS:
-            raise RuleError(f"{name}: transforms must directly follow a sticky buffer")
+        """A transform keyword: the active sticky buffer becomes its transformed version.
+
+        As in Suricata 7.0: transforms directly after the sticky buffer apply to all its
+        matches; a transform after matches of an untransformed sticky buffer starts the
+        transformed buffer for the matches that follow (those before stay on the plain
+        one); once matches ran on a transformed buffer, another transform is an error."""
         base, chain = split_name(self._buffer)
+        usable = self._sticky and self._buffer != BASE64_DATA and self._buffer not in HEADER_BUFFERS
+        if not usable or (not self._fresh and chain):
+            raise RuleError(f"{name}: transforms must directly follow a sticky buffer")
         self._buffer = transformed_name(base, (*chain, parse_transform(name, value, quoted)))
+        self._fresh = True  # more transforms may follow directly
 
     def content_in(self, buffer: str, written: str, value: str | None, quoted: bool) -> None:
         """A nocase content in ``buffer`` that leaves the sticky buffer alone: Suricata 7's

@@ -12,8 +12,17 @@ from pcapgen import TcpSession, write_pcap
 
 from sensor.config import load_config
 from sensor.errors import RuleError
-from sensor.pipeline import RunRequest, run
+from sensor.pipeline import SENSOR_BUFFERS, RunRequest, run
+from signatures.build import SignatureBuilder
+from signatures.classification import Classifications
+from signatures.parser import parse_rule
 from signatures.transforms import apply_chain, check_content, parse_transform
+from signatures.variables import Variables
+
+
+def _build(rule: str) -> object:
+    builder = SignatureBuilder(Classifications.load(None), SENSOR_BUFFERS)
+    return builder.build(parse_rule(rule, Variables.suricata_defaults()))
 
 
 def _apply(*keywords: tuple[str, str | None]) -> Callable[[bytes], bytes]:
@@ -89,6 +98,8 @@ alert http any any -> any any (msg:"raw body"; http.request_body; content:"/etc/
 alert http any any -> any any (msg:"pcrexform"; http.request_line; pcrexform:"^POST (\\S+)"; content:"/Admin/Login"; endswith; sid:5;)
 alert http any any -> any any (msg:"after content"; http.uri; content:"/"; to_lowercase; sid:6;)
 alert http any any -> any any (msg:"upper"; http.header; to_uppercase; content:"HOST: EXAMPLE"; sid:7;)
+alert http any any -> any any (msg:"lower after"; http.uri; content:"/Admin"; to_lowercase; content:"/admin/login"; startswith; sid:10;)
+alert http any any -> any any (msg:"lower after, plain before"; http.uri; content:"/admin"; to_lowercase; content:"/admin/login"; sid:11;)
 """
 
 
@@ -105,5 +116,47 @@ def test_transformed_buffers_in_http_rules(tmp_path: Path) -> None:
     run(config, RunRequest(pcap=str(pcap), iface=None, rule_files=(str(rules),), eve=str(eve)))
     records = [orjson.loads(line) for line in eve.read_bytes().splitlines()]
     sids = sorted(r["alert"]["signature_id"] for r in records if r["event_type"] == "alert")
-    # 2: the URI is not lower case; 4: the body is encoded; 6: refused (transform after content)
-    assert sids == [1, 3, 5, 7]
+    # As Suricata 7.0.10 on the same capture and rules: 2: the URI is not lower case; 4: the
+    # body is encoded; 6 and 10: a transform after a content applies to the matches after
+    # it, the content before it ran on the plain URI; 11: "/admin" is not in the plain URI.
+    assert sids == [1, 3, 5, 6, 7, 10]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        'alert tcp any any -> any any (content:"x"; to_lowercase; sid:8;)',  # no sticky buffer
+        # matches ran on a transformed buffer: another transform is refused (Suricata too)
+        'alert http any any -> any any (http.uri; to_uppercase; content:"/A"; to_lowercase; '
+        'content:"/admin"; sid:9;)',
+    ],
+)
+def test_transforms_suricata_refuses(rule: str) -> None:
+    with pytest.raises(RuleError, match="transforms must directly follow"):
+        _build(rule)
+
+
+def test_dotprefix_after_content_as_in_et_open(tmp_path: Path) -> None:
+    """ET Open's sid 2044076 puts dotprefix after content and pcre in dns.query; Suricata
+    7.0.10 loads it and, on this capture (checked by hand), raises exactly these alerts."""
+    import dpkt
+    from pcapgen import alerts_of, udp
+
+    names = ["rs-ny.rustdesk.com", "xrs-ny.rustdesk.com", "rustdesk.com", "a.b.com"]
+    frames = [udp("10.0.0.1", "8.8.8.8", 40000 + i, 53,
+                  bytes(dpkt.dns.DNS(id=100 + i, qd=[dpkt.dns.DNS.Q(name=n, type=1, cls=1)])))
+              for i, n in enumerate(names)]  # fmt: skip
+    rules = [
+        'alert dns any any -> any any (msg:"et"; dns.query; content:"rs-"; startswith; '
+        'fast_pattern; pcre:"/[a-z]{2}/Ri"; dotprefix; content:".rustdesk.com"; nocase; '
+        "endswith; sid:1;)",
+        'alert dns any any -> any any (dns.query; dotprefix; content:".rustdesk.com"; '
+        "endswith; sid:2;)",
+        'alert dns any any -> any any (dns.query; content:".rs-"; startswith; dotprefix; sid:3;)',
+        'alert dns any any -> any any (dns.query; content:"rs-"; startswith; dotprefix; sid:4;)',
+        'alert dns any any -> any any (dns.query; content:"b.com"; dotprefix; content:".a.b"; '
+        "startswith; sid:5;)",
+    ]
+    got = sorted((a["alert"]["signature_id"], a["src_port"])
+                 for a in alerts_of(tmp_path, frames, rules))  # fmt: skip
+    assert got == [(1, 40000), (2, 40000), (2, 40001), (2, 40002), (4, 40000), (5, 40003)]
