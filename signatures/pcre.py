@@ -71,9 +71,15 @@ def compile_pcre(expression: bytes, flags: str) -> re.Pattern[bytes]:
     try:
         compiled = re.compile(pattern, reflags)
     except re.error as exc:
-        if "look-behind requires fixed-width" in str(exc):
-            raise no_equiv("variable-length lookbehind") from exc
-        raise RuleError(f"pcre: cannot compile {expression!r}: {exc}") from exc
+        if "look-behind requires fixed-width" not in str(exc):
+            raise RuleError(f"pcre: cannot compile {expression!r}: {exc}") from exc
+        # PCRE lets each top-level branch of a lookbehind have its own fixed length;
+        # Python wants one length per lookbehind: one lookbehind per branch says the same.
+        pattern = split_lookbehinds(pattern.decode("latin-1")).encode("latin-1")
+        try:
+            compiled = re.compile(pattern, reflags)
+        except re.error as again:
+            raise no_equiv("variable-length lookbehind") from again
     nested = _nested_unbounded(sre_parse.parse(pattern, reflags))
     if nested:
         raise RuleError(
@@ -200,3 +206,78 @@ class PcreStep:
                 return NO_MATCH
             env.offset = start
             env.pcre_start = resume
+
+
+def split_lookbehinds(pattern: str) -> str:
+    """``(?<!A|B)`` → ``(?<!A)(?<!B)`` and ``(?<=A|B)`` → ``(?:(?<=A)|(?<=B))``, for every
+    lookbehind of a (Python-syntax) pattern whose body has top-level alternatives."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith(("(?<!", "(?<="), i):
+            end = _group_end(pattern, i)
+            kind = pattern[i : i + 4]
+            branches = [split_lookbehinds(b) for b in _top_branches(pattern[i + 4 : end])]
+            if len(branches) == 1:
+                out.append(f"{kind}{branches[0]})")
+            elif kind == "(?<!":
+                out.append("".join(f"(?<!{b})" for b in branches))
+            else:
+                out.append("(?:" + "|".join(f"(?<={b})" for b in branches) + ")")
+            i = end + 1
+            continue
+        step = _token_len(pattern, i)
+        out.append(pattern[i : i + step])
+        i += step
+    return "".join(out)
+
+
+def _token_len(pattern: str, i: int) -> int:
+    """Length of the token at ``i``: an escape, a whole character class, or one character."""
+    if pattern[i] == "\\":
+        return 2
+    if pattern[i] == "[":
+        j = i + 1
+        if j < len(pattern) and pattern[j] == "^":
+            j += 1
+        if j < len(pattern) and pattern[j] == "]":  # a leading ] is a member
+            j += 1
+        while j < len(pattern) and pattern[j] != "]":
+            j += 2 if pattern[j] == "\\" else 1
+        return j + 1 - i
+    return 1
+
+
+def _group_end(pattern: str, start: int) -> int:
+    """Index of the ``)`` closing the group opened at ``start``."""
+    depth = 0
+    i = start
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += _token_len(pattern, i)
+    raise RuleError("pcre: unbalanced parentheses")
+
+
+def _top_branches(body: str) -> list[str]:
+    """``body`` split at its top-level ``|``."""
+    parts: list[str] = []
+    depth = 0
+    last = i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(body[last:i])
+            last = i + 1
+        i += _token_len(body, i)
+    parts.append(body[last:])
+    return parts

@@ -244,7 +244,7 @@ def test_translation_is_plain_ascii() -> None:
         ("(?U)a", "inline option U"),
         ("(?(R)a|b)", "condition"),
         ("(?(?=a)a|b)", "assertion condition"),
-        ("(?<=a|bc)d", "variable-length lookbehind"),
+        ("(?<=a+)d", "variable-length lookbehind"),  # PCRE refuses it too
         ("\\N{U+41}", "\\N{...}"),
     ],
 )
@@ -297,3 +297,38 @@ def test_q_flag_after_http_response_body_is_that_buffer(tmp_path: Path) -> None:
     rule = ('alert http any any -> any any (msg:"q"; flow:to_client; http.response_body; '
             'content:"function"; pcre:"/function\\s_0x[0-9a-f]{6}\\(/Qi"; sid:1;)')  # fmt: skip
     assert [a["alert"]["signature_id"] for a in alerts_of(tmp_path, s.frames, rule)] == [1]
+
+
+def test_lookbehind_branches_of_different_lengths_are_split() -> None:
+    """PCRE allows each top-level branch of a lookbehind its own fixed length; Python one
+    length per lookbehind. One lookbehind per branch says the same."""
+    from signatures.pcre import split_lookbehinds
+
+    assert split_lookbehinds(r"a(?<!x|yz)b") == r"a(?<!x)(?<!yz)b"
+    assert split_lookbehinds(r"(?<=[|)]|\)\)|(?:ab))c") == r"(?:(?<=[|)])|(?<=\)\))|(?<=(?:ab)))c"
+    assert split_lookbehinds(r"(?<=ab)c|d") == r"(?<=ab)c|d"  # one branch: unchanged
+    r = compile_pcre(rb"(?<=ab|c)d", "")
+    assert [bool(r.search(s)) for s in (b"abd", b"cd", b"bd")] == [True, True, False]
+
+
+def test_et_utf8_validation_rule_with_variable_lookbehinds(tmp_path: Path) -> None:
+    """ET Open sid 2030348 (AnyDesk CVE-2020-13160) loads in Suricata 7.0.10; on these four
+    datagrams Suricata alerts on the 1st (lone continuation byte) and 3rd (truncated
+    two-byte sequence), checked by hand; a valid "é" and a valid 3-byte sequence do not."""
+    from pcapgen import udp
+
+    rule = (
+        'alert udp any any -> any 50001 (msg:"anydesk"; isdataat:16; content:"|3e d1|"; '
+        "depth:2; byte_test:4,>,16,11,relative,big; "
+        r'pcre:"/^.{11}([\xC0-\xC1]|[\xF5-\xFF]|\xE0[\x80-\x9F]|\xF0[\x80-\x8F]|'
+        r"[\xC2-\xDF](?![\x80-\xBF])|[\xE0-\xEF](?![\x80-\xBF]{2})|[\xF0-\xF4](?![\x80-\xBF]{3})|"
+        r"(?<=[\x00-\x7F\xF5-\xFF])[\x80-\xBF]|(?<![\xC2-\xDF]|[\xE0-\xEF]|[\xE0-\xEF][\x80-\xBF]|"
+        r"[\xF0-\xF4]|[\xF0-\xF4][\x80-\xBF]|[\xF0-\xF4][\x80-\xBF]{2})[\x80-\xBF]|"
+        r"(?<=[\xE0-\xEF])[\x80-\xBF](?![\x80-\xBF])|(?<=[\xF0-\xF4])[\x80-\xBF](?![\x80-\xBF]{2})|"
+        r'(?<=[\xF0-\xF4][\x80-\xBF])[\x80-\xBF](?![\x80-\xBF]))/R"; sid:2030348;)'
+    )
+    payloads = [b"A" * 11 + b"\x80\x00\x00\x00", b"A" * 11 + b"\xc3\xa9\x00\x00",
+                b"A" * 11 + b"\xc3\x41\x00\x00", b"A" * 10 + b"\xe1\x81\x80\x00"]  # fmt: skip
+    frames = [udp("203.0.113.9", "192.168.1.5", 40000 + i, 50001, b"\x3e\xd1" + p + b"B" * 8)
+              for i, p in enumerate(payloads)]  # fmt: skip
+    assert sorted(a["src_port"] for a in alerts_of(tmp_path, frames, rule)) == [40000, 40002]
