@@ -275,6 +275,7 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
                 "sip.stat_code",
                 "sip.stat_msg",
                 "sip.response_line",
+                "tls.cert_chain_len",  # the server's certificate chain (a value keyword)
             ),
             _TC,
         ),

@@ -16,7 +16,6 @@ UNSUPPORTED_KEYWORDS: frozenset[str] = frozenset(
         "tcp.flags",
         "tag",
         "tls.certs",
-        "tls.cert_chain_len",
         "filemd5",
         "filesha1",
         "filesha256",

@@ -1,5 +1,5 @@
 """Keywords on a transaction's values: tls.version, ssl_version, tls_cert_notbefore,
-tls_cert_notafter, tls_cert_expired, tls_cert_valid, ssl_state, dns.opcode, dns.rrtype, the
+tls_cert_notafter, tls_cert_expired, tls_cert_valid, tls.cert_chain_len, ssl_state, dns.opcode, dns.rrtype, the
 file keywords filename, fileext, filesize (on HTTP and SMB files), the legacy SSH keywords
 ssh.protoversion and ssh.softwareversion (on the ssh.proto / ssh.software buffers of the
 packet's direction), ftpbounce (on FTP's PORT command), snmp.version and snmp.pdu_type
@@ -31,7 +31,7 @@ TX_VALUE_KEYWORDS = {"tls.version": "tls", "ssl_version": "tls", "tls_cert_notbe
                      "filename": "file", "fileext": "file", "filesize": "file",
                      "ssh.protoversion": "ssh", "ssh.softwareversion": "ssh",
                      "ftpbounce": "ftp", "tls_cert_expired": "tls", "tls_cert_valid": "tls",
-                     "ssl_state": "tls", "snmp.version": "snmp", "snmp.pdu_type": "snmp",
+                     "ssl_state": "tls", "tls.cert_chain_len": "tls", "snmp.version": "snmp", "snmp.pdu_type": "snmp",
                      "krb5_msg_type": "krb5", "krb5_err_code": "krb5",
                      **dict.fromkeys(DCE_KEYWORDS, "dcerpc"),
                      **dict.fromkeys(HTTP2_KEYWORDS, "http2"),
@@ -40,7 +40,8 @@ TX_VALUE_KEYWORDS = {"tls.version": "tls", "ssl_version": "tls", "tls_cert_notbe
 # names of the values they read: numbers in Transaction.values, the others buffers
 NUMERIC_VALUES = frozenset({"tls.version", "dns.opcode", "dns.rrtype", "file.size",
                             "ftp.bounce", "tls.cert_notbefore", "tls.cert_notafter",
-                            "tls.cert_validity", "tls.state", "snmp.version",
+                            "tls.cert_validity", "tls.state", "tls.cert_chain_len",
+                            "snmp.version",
                             "snmp.pdu_type", "krb5.msg_type", "krb5.err_code",
                             "dce.opnum", "mqtt.protocol_version"})  # fmt: skip
 # values whose predicate also needs the packet's time: it gets (value, epoch seconds)
@@ -96,6 +97,8 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
         return "tls.cert_validity", _validity_test(keyword == "tls_cert_expired")
     if keyword == "ssl_state":
         return "tls.state", _ssl_state_test(text)
+    if keyword == "tls.cert_chain_len":  # Suricata 7: u32 on the server's certificate count
+        return keyword, parse_uint(keyword, text, 2**32 - 1).test
     if keyword == "dns.opcode":
         return "dns.opcode", parse_uint("dns.opcode", text, 15).test
     if keyword == "dns.rrtype":
