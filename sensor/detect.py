@@ -383,7 +383,7 @@ class Detector:
                 if fs is not None:
                     bits_apply(fs.bits, op)
                 continue
-            expiry = p.ts_sec + op.expire if op.expire else 0
+            expiry = p.ts_sec + p.ts_usec / 1e6 + op.expire if op.expire else 0
             for key in host_keys(op, p):
                 table = self.hostbits.get(key)
                 for name in op.names:

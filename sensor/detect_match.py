@@ -129,7 +129,7 @@ def flow_ok(fb: int, p: Packet) -> bool:
 
 
 def bits_ok(s: Signature, p: Packet, fs: FlowDetectState | None, hostbits: HostBits) -> bool:
-    now = float(p.ts_sec)
+    now = p.ts_sec + p.ts_usec / 1e6
     for op in s.bit_checks:
         if op.kind == "flowbits":
             if not bits_check(fs.bits if fs is not None else set(), op, now):

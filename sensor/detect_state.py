@@ -80,7 +80,7 @@ def bits_check(have: set[str] | dict[str, float], op: BitOp, now: float) -> bool
     def isset(name: str) -> bool:
         if isinstance(have, dict):
             exp = have.get(name)
-            return exp is not None and (exp == 0 or exp > now)
+            return exp is not None and (exp == 0 or exp >= now)  # expired once passed
         return name in have
 
     if op.op == "isset":

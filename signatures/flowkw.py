@@ -64,7 +64,7 @@ class BitOp:
     names: tuple[str, ...]
     any_of: bool  # True for "a|b": one of them suffices
     track: str = "flow"  # flow | ip_src | ip_dst | ip_pair | src | dst | both
-    expire: int = 0  # seconds; 0 = no expiry (hostbits/xbits)
+    expire: int = 0  # seconds a set lasts (hostbits/xbits); 0 = no expiry (flowbits)
 
     @property
     def is_check(self) -> bool:
@@ -72,6 +72,9 @@ class BitOp:
 
 
 _BIT_OPS = ("set", "unset", "toggle", "isset", "isnotset")
+# Suricata 7: an xbit lasts 30 s unless the rule says ``expire <n>``; a hostbit always 300 s.
+XBITS_EXPIRE = 30
+HOSTBITS_EXPIRE = 300
 # Suricata takes any name without spaces or the operators themselves (ET uses "a/b/c").
 _NAME = re.compile(r"^[^\s|&,;]+$")
 
@@ -110,12 +113,12 @@ def parse_xbits(value: str | None) -> BitOp:
     op = parts[0].lower()
     if op not in _BIT_OPS:
         raise RuleError(f"xbits: unknown operation '{parts[0]}'")
-    track, expire = "", 0
+    track, expire = "", XBITS_EXPIRE
     for extra in parts[2:]:
         words = extra.split()
         if len(words) == 2 and words[0] == "track" and words[1] in ("ip_src", "ip_dst", "ip_pair"):
             track = words[1]
-        elif len(words) == 2 and words[0] == "expire" and words[1].isdigit():
+        elif len(words) == 2 and words[0] == "expire" and words[1].isdigit() and int(words[1]):
             expire = int(words[1])
         else:
             raise RuleError(f"xbits: unexpected '{extra}'")
@@ -137,7 +140,7 @@ def parse_hostbits(value: str | None) -> BitOp | None:
         track = parts[2].lower()
         if track not in ("src", "dst", "both"):
             raise RuleError(f"hostbits: direction must be src, dst or both, not '{parts[2]}'")
-    return _bitop("hostbits", op, parts[1], track)
+    return _bitop("hostbits", op, parts[1], track, HOSTBITS_EXPIRE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Suricata's unsigned-integer comparison syntax, shared by dsize, ttl, itype, icode, tcp.mss...
 
-Scope: parse ``N``, ``=N``, ``!N``, ``<N``, ``<=N``, ``>N``, ``>=N``, ``A<>B`` and ``A-B``
+Scope: parse ``N``, ``=N``, ``!N``, ``!=N``, ``<N``, ``<=N``, ``>N``, ``>=N``, ``A<>B`` and ``A-B``
 (both exclusive ranges, as Suricata's ``DetectUintParse``) into a predicate on ints.
 Non-goals: bitmask forms (``&``) used by a few app-layer keywords.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sensor.errors import RuleError
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:<>|-)\s*(\d+)\s*$")
-_OP = re.compile(r"^\s*(<=|>=|<|>|=|!)?\s*(\d+)\s*$")
+_OP = re.compile(r"^\s*(<=|>=|<|>|!=|=|!)?\s*(\d+)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,7 @@ def parse_uint(keyword: str, text: str | None, max_value: int) -> UintMatch:
     if not m:
         raise RuleError(f"{keyword}: invalid value '{text}'")
     op, n = m.group(1) or "=", int(m.group(2))
+    op = "!" if op == "!=" else op  # Suricata 7 reads both spellings as "not equal"
     _check(keyword, n, max_value)
     tests: dict[str, Callable[[int], bool]] = {
         "=": lambda v: v == n,

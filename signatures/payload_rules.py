@@ -161,7 +161,8 @@ def parse_isdataat(value: str | None, known: frozenset[str]) -> tuple[IsDataAtSt
 
 
 def parse_bsize(value: str | None) -> BsizeStep:
-    """``bsize:<n>``, ``!n``, ``<n``, ``>n``, ``<=n``, ``>=n``, ``a<>b`` or ``a-b`` (exclusive)."""
+    """``bsize:<n>``, ``=n``, ``!n``, ``!=n``, ``<n``, ``>n``, ``<=n``, ``>=n``, ``a<>b`` or
+    ``a-b`` (exclusive bounds), as Suricata 7's integer comparisons."""
     text = (value or "").replace(" ", "")
     if not text:
         raise RuleError("bsize: needs a value")
@@ -173,10 +174,10 @@ def parse_bsize(value: str | None) -> BsizeStep:
                 if lo < 0 or hi <= lo + 1:
                     raise RuleError(f"bsize: range {value!r} is empty or reversed")
                 return BsizeStep("<>", lo, hi)
-        for mode in ("<=", ">=", "!", "<", ">"):
+        for mode in ("<=", ">=", "!=", "!", "<", ">", "="):
             if text.startswith(mode):
-                number = int(text[len(mode) :])
-                return BsizeStep("!=" if mode == "!" else mode, _nonneg(number), 0)
+                number = _nonneg(int(text[len(mode) :]))
+                return BsizeStep("!=" if mode == "!" else mode, number, 0)
         return BsizeStep("=", _nonneg(int(text)), 0)
     except ValueError as exc:
         raise RuleError(f"bsize: invalid value {value!r}") from exc
