@@ -202,6 +202,11 @@ class FlowWatcher:
         self._thread = threading.Thread(target=self._run, name="reset-watch", daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """False once the watch thread ended (a receive error): nothing is judged anymore."""
+        return self._thread is not None and self._thread.is_alive()
+
     def arm(self) -> None:
         """Let packets through from now on; call before sending, so that a challenge ACK
         coming back within microseconds is not filtered out before :meth:`watch`."""
@@ -239,10 +244,10 @@ class FlowWatcher:
             except TimeoutError:
                 self._expire(time.time())
                 continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                log.exception("reset watch on %s: receive failed", self.interface)
+            except OSError as exc:
+                if not self._stop.is_set():  # one line, not a thread traceback
+                    log.error("reset watch on %s: receive failed (%s); resets from now on "
+                              "are recorded unconfirmed", self.interface, exc)  # fmt: skip
                 return
             if addr[2] != _PACKET_OUTGOING:
                 self._packet(data, _timestamp(anc))

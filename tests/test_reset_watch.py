@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC
 
 import pytest
 
@@ -76,3 +77,36 @@ def test_challenge_ack_fails_and_silence_confirms(veth: tuple[str, str]) -> None
     assert [v.status for v in results["ack"]] == [FAILED]
     assert "challenge ACK" in results["ack"][0].reason
     assert [v.status for v in results["quiet"]] == [CONFIRMED]
+
+
+def test_a_watch_whose_thread_died_leaves_resets_unconfirmed(
+    veth: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from datetime import datetime
+
+    from responders.builtin.tcp_reset import TcpResetResponder
+
+    a, b = veth
+    responder = TcpResetResponder({"interface": a, "watch_interface": b})
+    responder.start()
+    try:
+        watcher = responder._watchers[b]
+        assert watcher.alive
+        assert watcher._sock is not None
+        watcher._sock.close()  # the next receive fails, as on an interface torn down
+        deadline = time.monotonic() + 5
+        while watcher.alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not watcher.alive
+        assert "receive failed" in caplog.text and "Traceback" not in caplog.text
+        flow = {"src_ip": A[0], "src_port": A[1], "dest_ip": B[0], "dest_port": B[1]}
+        state = {"toserver": {"next_seq": 1000, "mac": MAC_A, "ttl": 64},
+                 "toclient": {"next_seq": 5000, "mac": MAC_B, "ttl": 64}}  # fmt: skip
+        alert = {"proto": "TCP", "direction": "to_server", "flow": flow, **flow,
+                 "timestamp": datetime.now(UTC).isoformat(),
+                 "sekimori": {"tcp": state}}  # fmt: skip
+        outcome = responder.respond(alert, enforce=True)
+    finally:
+        responder.stop()
+    assert outcome.details["decision"] == "reset"
+    assert outcome.details["check"] == "unconfirmed: no watch on this host"

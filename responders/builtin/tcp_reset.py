@@ -194,7 +194,7 @@ class TcpResetResponder(AlertResponder):
             watcher.watch(self._watch(alert, details, sent_at))  # judged from when all left
             details["check"] = "watching"
         else:
-            details["check"] = "unconfirmed: no watch interface"
+            details["check"] = "unconfirmed: no watch on this host"
         return self._outcome(DONE, f"{len(frames)} RST(s) sent", dict(details, decision="reset"),
                              started)  # fmt: skip
 
@@ -222,7 +222,7 @@ class TcpResetResponder(AlertResponder):
             watcher.watch(self._watch(alert, details, left))
             details["check"] = "watching"
         else:
-            details["check"] = "unconfirmed: no watch interface"
+            details["check"] = "unconfirmed: no watch on this host"
         return self._outcome(DONE, f"sensor: {reason}", details, started)
 
     def _plan(self, alert: Mapping[str, Any]) -> tuple[list[bytes], dict[str, Any]] | Outcome:
@@ -260,7 +260,8 @@ class TcpResetResponder(AlertResponder):
         if not isinstance(name, str) or not name:
             return None
         try:
-            return self._watcher(name)
+            watcher = self._watcher(name)
+            return watcher if watcher.alive else None  # its thread ended: unconfirmed
         except ResponderError as exc:  # not on this host: resets still go out, unconfirmed
             log.warning("tcp-reset: cannot watch %s: %s", name, exc)
             self.watch_enabled = bool(self.watch_interface)
