@@ -295,10 +295,11 @@ class Detector:
         self.stats.transactions += 1
         done = fstate.tx_done
         tx_id = tx.tx_id
+        to_server = p.to_server ^ fstate.app_reversed
         orders = [
             o
-            for o in self._tx.candidates(tx.proto, tx, p.to_server ^ fstate.app_reversed)
-            if (tx_id, o) not in done
+            for o in self._tx.candidates(tx.proto, tx, to_server)
+            if (tx_id, o, to_server) not in done
         ]
         before = len(alerts)
         passed = self._run(orders, p, fstate, ctx, alerts, tx)
@@ -331,7 +332,7 @@ class Detector:
                 continue
             self.stats.matched += 1
             if tx is not None and fs is not None:
-                fs.tx_done.add((tx.tx_id, order))  # once per transaction, alert or not
+                fs.tx_done.add((tx.tx_id, order, to_server))  # once per tx and direction
             if not self._thresholds_allow(sig, p):
                 continue
             self._post_match(sig, p, fs)

@@ -50,7 +50,9 @@ class FlowDetectState:
         self.ipo_toclient = False
         self.tail_toserver = b""
         self.tail_toclient = b""
-        self.tx_done: set[tuple[int, int]] = set()  # (tx id, rule order) already alerted
+        # (tx id, rule order, to server) already matched: as in Suricata, whose detect state
+        # is per direction, a rule on buffers both sides fill alerts once per direction
+        self.tx_done: set[tuple[int, int, bool]] = set()
         # transactions grown by one direction, to inspect on the other's next packet too
         self.tx_later_ts: list[Any] = []
         self.tx_later_tc: list[Any] = []
