@@ -33,3 +33,120 @@ def test_bidirectional_buffer_alerts_once_per_direction(tmp_path: Path) -> None:
     assert _keys(alerts_of(tmp_path, s.frames, rules)) == [
         (1, 80, 40000), (1, 40000, 80), (2, 80, 40000), (2, 40000, 80), (3, 40000, 80),
     ]  # fmt: skip
+
+
+def _session(*msgs: tuple[bool, bytes], cport: int = 40000) -> list[bytes]:
+    s = TcpSession(cport=cport).handshake()
+    for from_client, data in msgs:
+        s.send(from_client, data)
+    return s.close().frames
+
+
+def _rule(sid: int, body: str) -> str:
+    return f'alert http any any -> any any (msg:"{sid}"; {body} sid:{sid};)'
+
+
+def test_header_buffers_without_headers(tmp_path: Path) -> None:
+    """No header at all: no http.header nor http.header_names, and http.start ends after the
+    start line's CRLF; only cookies: no http.header. Suricata 7.0.10 on this capture: sids 3,
+    4 on 40000->80, sid 5 on 80->40000 and sid 7 on 40001->80."""
+    frames = _session(
+        (True, b"GET /nh HTTP/1.1\r\n\r\n"), (False, b"HTTP/1.1 404 Not Found\r\n\r\n")
+    ) + _session(
+        (True, b"GET /oc HTTP/1.1\r\nCookie: a=b\r\n\r\n"),
+        (False, b"HTTP/1.1 200 OK\r\nSet-Cookie: x=y\r\nContent-Length: 0\r\n\r\n"),
+        cport=40001,
+    )  # fmt: skip
+    rules = [
+        _rule(1, 'flow:to_server; http.header; content:!"zz";'),
+        _rule(2, 'flow:to_server; http.header_names; content:"|0d 0a 0d 0a|"; startswith;'),
+        _rule(3, "flow:to_server; http.start; bsize:18;"),
+        _rule(4, 'flow:to_server; http.start; content:"GET /nh HTTP/1.1|0d 0a|"; endswith;'),
+        _rule(5, "flow:to_client; http.start; bsize:24;"),
+        _rule(6, "flow:to_client; http.header; bsize:0;"),
+        _rule(7, 'flow:to_server; http.cookie; content:"a=b";'),
+    ]
+    assert _keys(alerts_of(tmp_path, frames, rules)) == [
+        (3, 40000, 80), (4, 40000, 80), (5, 80, 40000), (7, 40001, 80),
+    ]  # fmt: skip
+
+
+def test_start_lines_keep_trailing_blanks_and_odd_status(tmp_path: Path) -> None:
+    """libhtp keeps the blanks ending a start line (in the line, http.protocol, the status
+    message), has no http.stat_msg for "HTTP/1.1 200", no http.host for an empty Host, and
+    keeps a 4-digit status as http.stat_code. Suricata 7.0.10: sids 1-4 and 6 alert."""
+    frames = _session(
+        (True, b"GET /ts HTTP/1.1  \r\nHost: a\r\n\r\n"),
+        (False, b"HTTP/1.1 200 OK  \r\nContent-Length: 0\r\n\r\n"),
+    ) + _session(
+        (True, b"GET /e HTTP/1.1\r\nHost:\r\n\r\n"),
+        (False, b"HTTP/1.1 2000\r\nContent-Length: 0\r\n\r\n"),
+        cport=40001,
+    )  # fmt: skip
+    rules = [
+        _rule(1, 'http.request_line; content:"HTTP/1.1  "; endswith;'),
+        _rule(2, 'flow:to_server; http.protocol; content:"HTTP/1.1  "; bsize:10;'),
+        _rule(3, 'http.stat_msg; content:"OK  "; bsize:4;'),
+        _rule(4, 'http.response_line; content:"OK  "; endswith;'),
+        _rule(5, "http.stat_msg; bsize:0;"),
+        _rule(6, 'http.stat_code; content:"2000"; bsize:4;'),
+        _rule(7, "http.host; bsize:0;"),
+    ]
+    assert _keys(alerts_of(tmp_path, frames, rules)) == [
+        (1, 40000, 80), (2, 40000, 80), (3, 80, 40000), (4, 80, 40000), (6, 80, 40001),
+    ]  # fmt: skip
+
+
+def test_absolute_uri_host_raw_is_the_uri_hostname(tmp_path: Path) -> None:
+    """An absolute-URI request: http.host.raw is the URI's hostname, lower-cased, without
+    user info and port. Suricata 7.0.10 on this capture: sid 2 alerts, sid 1 does not."""
+    frames = _session(
+        (True, b"GET http://u:p@ABS.Example.COM:8080/P HTTP/1.1\r\nHost: other.com\r\n\r\n"),
+        (False, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    )
+    rules = [
+        _rule(1, 'http.host.raw; content:"ABS.Example.COM:8080";'),
+        _rule(2, 'http.host.raw; content:"abs.example.com"; bsize:15;'),
+    ]
+    assert _keys(alerts_of(tmp_path, frames, rules)) == [(2, 40000, 80)]
+
+
+def test_chunked_trailers_and_interim_response_in_headers(tmp_path: Path) -> None:
+    """Chunked trailer fields join the headers (http.header, http.header_names, and
+    http.header.raw with the trailer's bytes); after a 100 Continue, http.header.raw runs
+    from the interim head to the final one. Suricata 7.0.10 on this capture: every sid."""
+    frames = _session(
+        (True, b"POST /ct HTTP/1.1\r\nHost: ct.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"3\r\nabc\r\n0\r\nX-Trailer: yes\r\n\r\n"),
+        (False, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n"),
+    ) + _session(
+        (True, b"POST /c2 HTTP/1.1\r\nHost: c2.com\r\nExpect: 100-continue\r\n"
+               b"Content-Length: 3\r\n\r\n"),
+        (False, b"HTTP/1.1 100 Continue\r\nX-C: 1\r\n\r\n"),
+        (True, b"abc"),
+        (False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        cport=40001,
+    )  # fmt: skip
+    rules = [
+        _rule(1, 'flow:to_server; http.header; content:"X-Trailer: yes|0d 0a|"; endswith;'),
+        _rule(2, 'flow:to_server; http.header_names; content:"|0d 0a|X-Trailer|0d 0a 0d 0a|";'),
+        _rule(3, 'flow:to_server; http.header.raw; content:"yes|0d 0a 0d 0a|"; endswith;'),
+        _rule(4, "flow:to_client; http.header.raw; bsize:32;"),
+        _rule(5, 'flow:to_client; http.header.raw; content:"X-C: 1|0d 0a 0d 0a|HTTP/1.1 200 OK'
+                 '|0d 0a|Content-Length: 2|0d 0a 0d 0a|"; startswith; endswith;'),
+    ]  # fmt: skip
+    assert _keys(alerts_of(tmp_path, frames, rules)) == [
+        (1, 40000, 80), (2, 40000, 80), (3, 40000, 80), (4, 80, 40000), (5, 80, 40001),
+    ]  # fmt: skip
+
+
+def test_http09_response_is_a_body(tmp_path: Path) -> None:
+    """An HTTP/0.9 request has no http.protocol and its http.start is the line alone; the
+    answer has no status line: all of it is the response body. Suricata 7.0.10: sids 2, 3."""
+    frames = _session((True, b"GET /nine\r\n"), (False, b"<html>old</html>"))
+    rules = [
+        _rule(1, 'http.protocol; content:!"zz";'),
+        _rule(2, 'http.start; content:"GET /nine|0d 0a|"; bsize:11;'),
+        _rule(3, 'file.data; content:"<html>old</html>"; bsize:16;'),
+    ]
+    assert _keys(alerts_of(tmp_path, frames, rules)) == [(2, 40000, 80), (3, 80, 40000)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sensor.applayer.common import (
+    PROGRESS_BODY,
     PROGRESS_HEADERS,
     PROGRESS_LINE,
     AppLayerSettings,
@@ -44,6 +45,7 @@ from sensor.applayer.http_message import (
     request_line_buffers,
     response_header_buffers,
     response_line_buffers,
+    trailer_buffers,
 )
 
 
@@ -182,12 +184,12 @@ class HttpParser(BodyFraming):
         parts = line.split(None, 2)
         data.method = parts[0]
         data.target = parts[1] if len(parts) > 1 else b""
-        data.protocol = parts[2].strip() if len(parts) > 2 else b""
+        data.protocol = parts[2] if len(parts) > 2 else b""  # libhtp keeps trailing blanks
         if len(self._pending) >= self.cfg.max_transactions:
             self._pending.pop(0)
             tx.events.append("http.too_many_transactions")
         self._pending.append(tx)
-        side.tx, side.line = tx, line.strip()
+        side.tx, side.line = tx, line.lstrip()
         request_line_buffers(tx, data, side.line)
         tx.progress_ts = PROGRESS_LINE
         if not data.protocol:  # HTTP/0.9: no headers, no body
@@ -248,6 +250,11 @@ class HttpParser(BodyFraming):
         return self._body(side)
 
     def _response_line(self, side: Side) -> bool:
+        if side.tx is None and self._pending:
+            data = self._pending[0].state
+            if isinstance(data, HttpTxData) and not data.protocol:
+                return self._response_09(side)
+        start = side.pos
         line = self._next_line(side)
         if line is None:
             return False
@@ -270,12 +277,33 @@ class HttpParser(BodyFraming):
         data.status = int(code) if len(code) == 3 and code.isdigit() else -1
         if data.status < 0:
             tx.events.append("http.response_invalid_status")
-        side.line = line.strip()
-        response_line_buffers(tx, data, side.line, parts[2].strip() if len(parts) > 2 else b"")
+        side.line = line.lstrip()  # as libhtp: trailing blanks stay in the line and message
+        response_line_buffers(tx, data, side.line, parts[2] if len(parts) > 2 else b"")
         tx.progress_tc = PROGRESS_LINE
         self._start_headers(side)
+        if side.interim_raw:  # after a 1xx: libhtp's raw header data spans both heads
+            side.header_raw += side.interim_raw + side.buf[start : side.pos]
+            side.interim_raw = b""
         self._on_update(tx)
         return True
+
+    def _response_09(self, side: Side) -> bool:
+        """libhtp: the answer to an HTTP/0.9 request has no status line nor headers, it is
+        a body until the connection closes."""
+        tx = side.tx = self._pending.pop(0)
+        data = tx.state
+        assert isinstance(data, HttpTxData)
+        cfg = self.cfg
+        data.resp_body = BodySink([], cfg.response_body_limit)
+        side.state = S_BODY_CLOSE
+        self._set_progress(side, tx, PROGRESS_BODY)
+        self._on_update(tx)
+        return True
+
+    def _trailers_done(self, side: Side, raw: bytes) -> None:
+        tx = side.tx
+        assert tx is not None and isinstance(tx.state, HttpTxData)
+        trailer_buffers(tx, tx.state, side.line, side.header_lines, raw, side.request)
 
     def _response_headers_done(self, side: Side, raw: bytes) -> None:
         tx = side.tx
@@ -285,6 +313,7 @@ class HttpParser(BodyFraming):
         status = data.status
         if 100 <= status < 200 and status != 101:
             side.state = S_LINE  # interim response: the real one follows for the same request
+            side.interim_raw = raw
             return
         response_header_buffers(tx, data, side.line, raw)
         file_name(tx, data)

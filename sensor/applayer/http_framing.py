@@ -43,6 +43,7 @@ class Side:
         "buf",
         "header_lines",
         "header_raw",
+        "interim_raw",
         "line",
         "pos",
         "remaining",
@@ -60,6 +61,9 @@ class Side:
         self.line = b""  # the request/status line of the message being parsed
         self.header_lines: list[bytes] = []
         self.header_raw = bytearray()  # the header block as received, for http.header.raw
+        # an interim (1xx) response's header block, which libhtp's raw header data runs on
+        # into the final response's status line and headers
+        self.interim_raw = b""
         self.remaining = 0  # bytes left in a Content-Length body or chunk
 
 
@@ -73,6 +77,9 @@ class BodyFraming:
         raise NotImplementedError
 
     def _fail(self, side: Side, event: str) -> None:
+        raise NotImplementedError
+
+    def _trailers_done(self, side: Side, raw: bytes) -> None:
         raise NotImplementedError
 
     # ----------------------------------------------------------------- bodies
@@ -161,8 +168,15 @@ class BodyFraming:
         if state == S_CHUNK_END:
             side.state = S_CHUNK_SIZE  # CRLF after chunk data (libhtp tolerates junk here)
             return True
-        if not line:  # S_TRAILER: the empty line ends the message
-            self._finish(side)
+        # S_TRAILER: libhtp adds trailer fields to the message's headers (and their bytes,
+        # the ending empty line included, to its raw header data); the empty line ends it
+        side.header_raw += side.buf[start : side.pos]
+        if line:
+            side.header_lines.append(line)
+            return True
+        self._trailers_done(side, bytes(side.header_raw))
+        side.header_raw = bytearray()
+        self._finish(side)
         return True
 
     def _chunk_size(self, side: Side, line: bytes, start: int) -> bool:

@@ -140,12 +140,16 @@ def _header_buffers(
         names += name + b"\r\n"
         if name.lower() != skip:
             hdr += entry
-    start += b"\r\n"
-    names += b"\r\n"
-    tx.set_buffer("http.header", bytes(hdr), to_server)
+    # Suricata: no http.header when nothing is left once cookies are skipped, and neither
+    # http.header_names nor the blank line ending http.start when there is no header at all
+    if headers:
+        start += b"\r\n"
+        names += b"\r\n"
+        tx.set_buffer("http.header_names", bytes(names), to_server)
+    if hdr:
+        tx.set_buffer("http.header", bytes(hdr), to_server)
     tx.set_buffer("http.header.raw", raw, to_server)
     tx.set_buffer("http.start", bytes(start), to_server)
-    tx.set_buffer("http.header_names", bytes(names), to_server)
     wanted = _REQUEST_HEADER_BUFFERS if to_server else _RESPONSE_HEADER_BUFFERS
     for buffer_name, lname in wanted:
         value = header_value(headers, lname)
@@ -161,7 +165,10 @@ def request_line_buffers(tx: Transaction, data: HttpTxData, line: bytes) -> None
     tx.buffers["http.uri"] = uri
     tx.buffers["http.uri.raw"] = data.target
     tx.buffers["http.request_line"] = line
-    tx.buffers["http.protocol"] = data.protocol
+    if data.protocol:  # HTTP/0.9 has none
+        tx.buffers["http.protocol"] = data.protocol
+    else:  # nor headers: http.start is the request line alone
+        tx.buffers["http.start"] = line + b"\r\n"
     tx.values["urilen"] = len(uri)
     tx.values["urilen.raw"] = len(data.target)
 
@@ -171,23 +178,42 @@ def request_header_buffers(tx: Transaction, data: HttpTxData, line: bytes, raw: 
     _header_buffers(tx, line, headers, raw, True)
     host_header = header_value(headers, b"host")
     if data.authority is not None:
-        raw_host = data.authority.rpartition(b"@")[2]
-        tx.buffers["http.host.raw"] = raw_host
-        data.host = normalize_hostname(raw_host)
+        # Suricata's http.host.raw is then the URI's hostname as libhtp normalised it
+        # (lower case, without user info and port), not the Host header
+        data.host = normalize_hostname(data.authority.rpartition(b"@")[2])
+        tx.buffers["http.host.raw"] = data.host
     elif host_header is not None:
         tx.buffers["http.host.raw"] = host_header
         data.host = normalize_hostname(host_header)
     else:
         tx.events.append("http.missing_host_header")
-    if data.authority is not None or host_header is not None:
+    if data.host:  # an empty Host header leaves libhtp without a hostname: no http.host
         tx.buffers["http.host"] = data.host
+
+
+def trailer_buffers(tx: Transaction, data: HttpTxData, line: bytes, lines: list[bytes],
+                    raw: bytes, request: bool) -> None:  # fmt: skip
+    """A chunked body's trailer fields join the message's headers (libhtp keeps them in the
+    same table), so every header buffer is rebuilt; ``raw`` is the trailer's bytes."""
+    headers = parse_headers(lines, [], request)
+    if request:
+        data.req_headers = headers
+    else:
+        data.resp_headers = headers
+    before = tx.get("http.header.raw", request)
+    _header_buffers(
+        tx, line, headers, (before if isinstance(before, bytes) else b"") + raw, request
+    )
 
 
 def response_line_buffers(tx: Transaction, data: HttpTxData, line: bytes, msg: bytes) -> None:
     tx.set_buffer("http.response_line", line, False)
     tx.set_buffer("http.protocol", data.resp_protocol, False)
-    tx.set_buffer("http.stat_code", line.split(None, 2)[1] if data.status >= 0 else b"", False)
-    tx.set_buffer("http.stat_msg", msg, False)
+    parts = line.split(None, 2)
+    if len(parts) > 1:  # what the server sent, even when it is no valid status ("2000")
+        tx.set_buffer("http.stat_code", parts[1], False)
+    if msg:  # libhtp has no status message for "HTTP/1.1 200": no http.stat_msg
+        tx.set_buffer("http.stat_msg", msg, False)
     tx.values["http.stat_code"] = data.status
 
 
