@@ -16,7 +16,7 @@ import re
 
 from sensor.applayer.common import Transaction
 from sensor.applayer.http_body import BodySink
-from sensor.applayer.uri import normalize_hostname, normalize_uri
+from sensor.applayer.uri import header_hostname, normalize_hostname, normalize_uri
 
 _LWS = b" \t"
 _NAME_TRAIL = b" \t\x0b\x0c"  # white space libhtp trims between a header name and its colon
@@ -159,7 +159,10 @@ def _header_buffers(
 
 def request_line_buffers(tx: Transaction, data: HttpTxData, line: bytes) -> None:
     """Buffers available once the request line is parsed."""
-    uri, authority = normalize_uri(data.target)
+    if data.method == b"CONNECT":  # authority form: libhtp has a host and port, no path
+        uri, authority = b"", data.target
+    else:
+        uri, authority = normalize_uri(data.target)
     data.authority = authority
     tx.buffers["http.method"] = data.method
     tx.buffers["http.uri"] = uri
@@ -184,7 +187,7 @@ def request_header_buffers(tx: Transaction, data: HttpTxData, line: bytes, raw: 
         tx.buffers["http.host.raw"] = data.host
     elif host_header is not None:
         tx.buffers["http.host.raw"] = host_header
-        data.host = normalize_hostname(host_header)
+        data.host = header_hostname(host_header)
     else:
         tx.events.append("http.missing_host_header")
     if data.host:  # an empty Host header leaves libhtp without a hostname: no http.host

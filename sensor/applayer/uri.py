@@ -149,36 +149,39 @@ def _utf8_bestfit(data: bytes) -> bytes:
 
 
 def remove_dot_segments(path: bytes) -> bytes:
-    """RFC 3986 section 5.2.4, on bytes."""
+    """RFC 3986 section 5.2.4 on bytes, as libhtp runs it: the "/" that a final "/." or "/.."
+    (or "/./") leaves at the head of the input is never written, so "/a/b/." and "/a/b/./"
+    give "/a/b", "/a/b/.." gives "/a" and "/." gives "" (Suricata 7.0.10's ``http.uri``)."""
     if b"." not in path:
         return path
-    inp = path
-    out: list[bytes] = []
-    while inp:
-        if inp.startswith(b"../"):
-            inp = inp[3:]
-        elif inp.startswith(b"./") or inp.startswith(b"/./"):
-            inp = inp[2:]
-        elif inp == b"/.":
-            inp = b"/"
-        elif inp.startswith(b"/../"):
-            inp = inp[3:]
-            if out:
-                out.pop()
-        elif inp == b"/..":
-            inp = b"/"
-            if out:
-                out.pop()
-        elif inp in (b".", b".."):
-            inp = b""
-        else:
-            start = 1 if inp.startswith(b"/") else 0
-            end = inp.find(b"/", start)
-            if end == -1:
-                end = len(inp)
-            out.append(inp[:end])
-            inp = inp[end:]
-    return b"".join(out)
+    out = bytearray()
+    n = len(path)
+    i = 0
+    head = -1  # first byte of the input when already taken from ``path`` (-1: none)
+    while i < n:
+        if head == -1:
+            head, i = path[i], i + 1
+        nxt = path[i : i + 3]
+        if head == 0x2E and (nxt[:2] == b"./" or nxt[:1] == b"/"):  # "../" or "./"
+            i += 2 if nxt[:2] == b"./" else 1
+            head = -1
+            continue
+        if head == 0x2F:  # "/"
+            if nxt[:2] == b"./" or path[i:] == b".":  # "/./" or a final "/.": "/" stays
+                i += 2 if nxt[:2] == b"./" else 1
+                continue
+            if nxt == b"../" or path[i:] == b"..":  # "/../" or a final "/..": up one
+                i += 3 if nxt == b"../" else 2
+                del out[max(out.rfind(b"/"), 0) :]
+                continue
+        if head == 0x2E and path[i:] in (b"", b"."):  # the input is "." or ".."
+            break
+        out.append(head)
+        end = path.find(b"/", i)
+        end = n if end == -1 else end
+        out += path[i:end]
+        i, head = end, -1
+    return bytes(out)
 
 
 def urldecode(data: bytes) -> bytes:
@@ -225,3 +228,17 @@ def normalize_hostname(host: bytes) -> bytes:
         if colon != -1:
             host = host[:colon]
     return host.rstrip(b".").lower()
+
+
+def header_hostname(value: bytes) -> bytes:
+    """``http.host`` from a Host header, as libhtp parses it: blanks trimmed, lower-cased when
+    there is no port; with a port (after the first ":"), the name as sent, without the blanks
+    before the colon. Trailing dots stay (only a URI's hostname loses them)."""
+    host = value.strip(b" \t\r\n\x0b\x0c")
+    if host.startswith(b"["):
+        end = host.find(b"]")
+        return host[: end + 1].lower() if end != -1 else b""
+    colon = host.find(b":")
+    if colon == -1:
+        return host.lower()
+    return host[:colon].rstrip(b" \t\r\n\x0b\x0c")
