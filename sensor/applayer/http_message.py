@@ -159,6 +159,8 @@ def _header_buffers(
 
 def request_line_buffers(tx: Transaction, data: HttpTxData, line: bytes) -> None:
     """Buffers available once the request line is parsed."""
+    uri: bytes
+    authority: bytes | None
     if data.method == b"CONNECT":  # authority form: libhtp has a host and port, no path
         uri, authority = b"", data.target
     else:
