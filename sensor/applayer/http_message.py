@@ -16,6 +16,7 @@ import re
 
 from sensor.applayer.common import Transaction
 from sensor.applayer.http_body import BodySink
+from sensor.applayer.http_multipart import multipart_boundary, multipart_files
 from sensor.applayer.uri import header_hostname, normalize_hostname, normalize_uri
 
 _LWS = b" \t"
@@ -271,7 +272,13 @@ def body_buffers(tx: Transaction) -> None:
     if sink is not None and sink.data:
         body = bytes(sink.data)
         tx.buffers["http.request_body"] = body
-        tx.buffers["file.data"] = body
+        boundary = multipart_boundary(header_value(data.req_headers, b"content-type"))
+        if boundary is None:
+            tx.buffers["file.data"] = body  # Suricata tracks a plain body as a file
+        else:  # a multipart upload: its files, one buffer each
+            files = [f for f in multipart_files(body, boundary) if f]
+            if files:
+                tx.buffers["file.data"] = files[0] if len(files) == 1 else files
     sink = data.resp_body
     if sink is not None and sink.data:
         body = bytes(sink.data)
