@@ -30,6 +30,7 @@ from sensor.detect_state import (
     HostBits,
     Thresholds,
     bits_apply,
+    done_side,
     flowint_apply,
     host_keys,
 )
@@ -296,10 +297,9 @@ class Detector:
         done = fstate.tx_done
         tx_id = tx.tx_id
         to_server = p.to_server ^ fstate.app_reversed
+        side = done_side(tx, to_server)
         orders = [
-            o
-            for o in self._tx.candidates(tx.proto, tx, to_server)
-            if (tx_id, o, to_server) not in done
+            o for o in self._tx.candidates(tx.proto, tx, to_server) if (tx_id, o, side) not in done
         ]
         before = len(alerts)
         passed = self._run(orders, p, fstate, ctx, alerts, tx)
@@ -332,7 +332,7 @@ class Detector:
                 continue
             self.stats.matched += 1
             if tx is not None and fs is not None:
-                fs.tx_done.add((tx.tx_id, order, to_server))  # once per tx and direction
+                fs.tx_done.add((tx.tx_id, order, done_side(tx, to_server)))
             if not self._thresholds_allow(sig, p):
                 continue
             self._post_match(sig, p, fs)

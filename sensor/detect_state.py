@@ -219,3 +219,14 @@ class Thresholds:
                 return True
             return False
         return count > t.count  # detection_filter: alert once the rate is exceeded
+
+
+# Protocols whose transactions hold a request and its response: Suricata's detect state is
+# per direction there, so a rule on buffers both sides fill (http.protocol, http.header ...)
+# alerts once on the request and once on the response. Other transactions are one message
+# (DNS, SNMP ...: the other direction skips them) or are checked once per transaction.
+_BOTH_SIDES = frozenset({"http", "http2"})
+
+
+def done_side(tx: Any, to_server: bool) -> bool:
+    return to_server if tx.proto in _BOTH_SIDES else True
