@@ -11,8 +11,10 @@ which of them the engine can produce right now (the caller passes that set to th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+
+from sensor.errors import RuleError
 
 PKT_DATA = "pkt_data"  # packet payload, or reassembled stream data for stream inspection
 BASE64_DATA = "base64_data"  # pseudo buffer: the bytes decoded by the last base64_decode
@@ -317,3 +319,22 @@ def buffer_app_proto(name: str) -> str | None:
         if name.startswith(proto + "."):
             return proto
     return None
+
+
+def check_directions(app_buffers: Iterable[str], to_server: bool, to_client: bool) -> None:
+    """Suricata's SigValidate direction checks: a rule may not mix request-only and
+    response-only buffers, nor contradict its ``flow`` direction (``to_server``/``to_client``
+    say which one the flow keyword set); ``http.header.raw`` (http_raw_header, pcre /D)
+    needs an explicit flow direction."""
+    dirs = {buffer_direction(b) for b in app_buffers}
+    # http.response_body is the exception: Suricata accepts it with flow:to_server
+    flow_dirs = {buffer_direction(b) for b in app_buffers if not b.startswith("http.response_b")}
+    if (
+        (_TS in dirs and _TC in dirs)
+        or (_TS in flow_dirs and to_client)
+        or (_TC in flow_dirs and to_server)
+    ):
+        raise RuleError("rule mixes keywords with conflicting directions")
+    raw = any(b.split(TRANSFORM_SEPARATOR, 1)[0] == "http.header.raw" for b in app_buffers)
+    if raw and not (to_server or to_client):
+        raise RuleError("http.header.raw needs flow:to_server or flow:to_client")

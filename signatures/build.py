@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sensor.errors import RuleError, UnsupportedKeyword
 from sensor.packet import Packet
 from signatures import flowkw
-from signatures.buffers import buffer_app_proto
+from signatures.buffers import buffer_app_proto, check_directions
 from signatures.classification import Classifications
 from signatures.datasets import DatasetRegistry
 from signatures.events import EVENT_KEYWORDS, parse_event_keyword
@@ -249,6 +249,8 @@ class SignatureBuilder:
             elif implied != app_proto:
                 raise RuleError(f"buffer {b} does not belong to protocol {app_proto}",
                                 category="mixed app protocols")  # fmt: skip
+        check_directions(app_buffers, bool(draft.flow_bits & flowkw.TO_SERVER),
+                         bool(draft.flow_bits & flowkw.TO_CLIENT))  # fmt: skip
         if spec is not None and spec.dce_pkt and app_proto is None:
             # byte_*...,dce on the payload makes a DCERPC rule (Suricata's byte_test setup)
             app_proto = "dcerpc"

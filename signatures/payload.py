@@ -452,6 +452,10 @@ def _link_relatives(items: list[_Item]) -> None:
 
 
 def _validate_content(cd: ContentSpec) -> None:
+    if cd.buffer == "http.host" and (cd.nocase or cd.pattern != cd.pattern.lower()):
+        # Suricata's http.host validation: the buffer is lower-cased, so an upper-case
+        # pattern could never match and nocase is "redundant" -- both refuse the rule
+        raise RuleError("http.host: contents must be lower case, without nocase")
     positional = cd.relative or cd.has_depth or cd.has_offset
     if cd.fp_only and (positional or cd.negated or cd.startswith or cd.endswith):
         raise RuleError("fast_pattern:only cannot be combined with negation or position modifiers")

@@ -208,3 +208,27 @@ def test_multipart_upload_file_data_is_each_file(tmp_path: Path) -> None:
     assert _keys(alerts_of(tmp_path, frames, rules)) == [
         (1, 40000, 80), (2, 40000, 80), (4, 40000, 80), (5, 40000, 80),
     ]  # fmt: skip
+
+
+def test_rules_suricata_refuses_are_refused(tmp_path: Path) -> None:
+    """Suricata 7.0.10 refuses (so never alerts on) rules mixing request-only and
+    response-only buffers or contradicting their flow direction, http.header.raw / pcre /D
+    without flow:to_server or to_client, and http.host contents with upper case or nocase;
+    it loads the rest here: on this capture sids 7 and 8 alert (9 loads, but a GET has no
+    request file)."""
+    frames = _session(
+        (True, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (False, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+    )
+    rules = [
+        _rule(1, 'http.uri; content:"/x"; http.stat_code; content:"200";'),
+        _rule(2, 'flow:to_client; http.uri; content:"/x";'),
+        _rule(3, 'http.uri; content:"/x"; http.header.raw; content:"Host";'),
+        _rule(4, 'pcre:"/Host/D"; content:"/x"; http_uri;'),
+        _rule(5, 'http.host; content:"A";'),
+        _rule(6, 'http.host; content:"a"; nocase;'),
+        _rule(7, 'flow:to_server; http.header.raw; content:"Host";'),
+        _rule(8, 'http.stat_code; content:"200"; http.header; content:"Content";'),
+        _rule(9, 'http.uri; content:"/x"; file.data; content:"x"; http.protocol; content:"H";'),
+    ]
+    assert _keys(alerts_of(tmp_path, frames, rules)) == [(7, 40000, 80), (8, 80, 40000)]
