@@ -146,6 +146,7 @@ class PayloadBuilder:
         self._b64: _Item | None = None
         self._fast_pattern_seen = False
         self._fresh = False  # the active sticky buffer has no keyword yet (transforms go here)
+        self._unfilled = False  # a sticky buffer was named and no keyword inspects it yet
         self._var_kinds: set[str] = set()  # "flow"/"pkt": variables its pcre captures set
         self._dce_pkt = False  # a byte_* dce keyword on pkt_data
 
@@ -191,6 +192,7 @@ class PayloadBuilder:
                 raise RuleError("base64_data: needs a preceding base64_decode")
             self._switch(BASE64_DATA, "base64_data")
         elif name == "pkt_data":
+            self._check_filled()
             self._buffer, self._sticky, self._fresh = PKT_DATA, False, False
         else:
             target = sticky_buffer_name(name)
@@ -200,7 +202,9 @@ class PayloadBuilder:
 
     def _switch(self, buffer: str, written: str) -> None:
         self._require(buffer, written)
+        self._check_filled()
         self._buffer, self._sticky = buffer, True
+        self._unfilled = buffer != BASE64_DATA
         self._fresh = buffer != BASE64_DATA
 
     def _require(self, buffer: str, written: str) -> None:
@@ -241,7 +245,7 @@ class PayloadBuilder:
 
     def _append(self, item: _Item) -> None:
         self._items.append(item)
-        self._fresh = False
+        self._fresh = self._unfilled = False
 
     def _content(self, value: str | None, quoted: bool) -> None:
         pattern, negated = parse_pattern(value, quoted)
@@ -395,7 +399,14 @@ class PayloadBuilder:
 
     # --- finishing -------------------------------------------------------------------
 
+    def _check_filled(self) -> None:
+        """Suricata refuses a sticky buffer that no keyword inspects ("setup buffer X but
+        didn't add matches to it"), e.g. ``content:"x"; dns_query;``."""
+        if self._unfilled:
+            raise RuleError(f"sticky buffer {self._buffer} has no keyword to inspect it")
+
     def finish(self) -> PayloadSpec:
+        self._check_filled()
         by_buffer: dict[str, list[_Item]] = {}
         for it in self._items:
             by_buffer.setdefault(it.buffer, []).append(it)

@@ -100,7 +100,11 @@ def compile_tx_value(keyword: str, value: str | None) -> tuple[str, Callable[[An
     if keyword == "tls.cert_chain_len":  # Suricata 7: u32 on the server's certificate count
         return keyword, parse_uint(keyword, text, 2**32 - 1).test
     if keyword == "dns.opcode":
-        return "dns.opcode", parse_uint("dns.opcode", text, 15).test
+        # Suricata 7: an exact opcode, optionally negated ("!0"); no ranges nor ">", "<"
+        m = re.fullmatch(r"\s*(!?)\s*(\d+)\s*", text or "")
+        if m is None or int(m.group(2)) > 255:
+            raise RuleError(f"dns.opcode: expected [!]<number>, got {text!r}")
+        return "dns.opcode", parse_uint("dns.opcode", text, 255).test
     if keyword == "dns.rrtype":
         return "dns.rrtype", parse_uint("dns.rrtype", text, 65535).test
     if keyword in ("snmp.version", "snmp.pdu_type"):  # Suricata 7: u32 with operators
