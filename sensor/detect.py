@@ -297,6 +297,8 @@ class Detector:
         done = fstate.tx_done
         tx_id = tx.tx_id
         to_server = p.to_server ^ fstate.app_reversed
+        if tx.one_way is not None and tx.one_way != to_server:
+            return False  # checked on its own direction's packets (deferred there if need be)
         side = done_side(tx, to_server)
         orders = [
             o for o in self._tx.candidates(tx.proto, tx, to_server) if (tx_id, o, side) not in done

@@ -7,7 +7,12 @@ or it would alert where Suricata cannot.
 
 from __future__ import annotations
 
+import struct
+from pathlib import Path
+
+import dpkt
 import pytest
+from pcapgen import TcpSession, alerts_of, udp
 
 from sensor.errors import RuleError
 from sensor.pipeline import SENSOR_BUFFERS
@@ -15,6 +20,8 @@ from signatures.build import SignatureBuilder
 from signatures.classification import Classifications
 from signatures.parser import parse_rule
 from signatures.variables import Variables
+
+C, S = "192.168.1.10", "203.0.113.5"
 
 
 def _build(rule: str) -> object:
@@ -43,3 +50,28 @@ def test_refused_like_suricata(rule: str) -> None:
 def test_loaded_like_suricata(body: str) -> None:
     proto = "http" if "http" in body else "dns"
     _build(f"alert {proto} any any -> any any ({body} sid:1;)")
+
+
+def test_dns_message_is_checked_on_its_own_direction(tmp_path: Path) -> None:
+    """A DNS query and its answer are two transactions; Suricata checks each only on its own
+    direction's packets, so flow:to_client with dns.opcode alerts once per answer (UDP and
+    TCP). Suricata 7.0.10 on this capture: sid 1 on 53->50000 and 53->50001, sid 2 on
+    50001->53."""
+
+    def msg(qr: int) -> bytes:
+        d = dpkt.dns.DNS(id=7, qd=[dpkt.dns.DNS.Q(name="tcp.example.net", type=1, cls=1)])
+        d.op = 0x8180 if qr else 0x0100
+        return bytes(d)
+
+    frames = [udp(C, S, 50000, 53, msg(0)), udp(S, C, 53, 50000, msg(1))]
+    s = TcpSession(cport=50001, sport=53).handshake()
+    s.send(True, struct.pack("!H", len(msg(0))) + msg(0))
+    s.send(False, struct.pack("!H", len(msg(1))) + msg(1)).close()
+    rules = [
+        "alert dns any any -> any any (flow:to_client; dns.opcode:0; sid:1;)",
+        'alert dns any any -> any 53 (flow:to_server; dns.query; content:"tcp.ex"; sid:2;)',
+    ]
+    alerts = alerts_of(tmp_path, frames + s.frames, rules)
+    assert sorted((a["alert"]["signature_id"], a["src_port"]) for a in alerts) == [
+        (1, 53), (1, 53), (2, 50000), (2, 50001),
+    ]  # fmt: skip

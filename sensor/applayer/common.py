@@ -151,6 +151,7 @@ class Transaction:
         "buffers",
         "buffers_tc",
         "events",
+        "one_way",
         "progress_tc",
         "progress_ts",
         "proto",
@@ -173,6 +174,9 @@ class Transaction:
         self.to_server_done = False
         self.to_client_done = False
         self.state: object = None  # parser-private extra data (e.g. the DNS/TLS details for EVE)
+        # a one-message transaction's direction (True: to server): Suricata skips inspecting
+        # it on the other direction's packets; None: both directions (request + response)
+        self.one_way: bool | None = None
 
     def get(self, name: str, to_server: bool) -> Buffer | None:
         """The buffer ``name`` as seen in one direction (``None`` when not (yet) present)."""

@@ -223,6 +223,7 @@ class DnsParser:
 
     def _message(self, to_server: bool, data: bytes) -> None:
         tx = Transaction(self._next_id, "dns")
+        tx.one_way = to_server
         self._next_id += 1
         try:
             msg = parse_message(data, self.cfg.dns_max_names)
