@@ -33,6 +33,7 @@ from sensor.detect_state import (
     done_side,
     flowint_apply,
     host_keys,
+    is_pd_only,
 )
 from sensor.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from signatures.compiler import OTHER, CompiledRuleset
@@ -75,6 +76,7 @@ class Detector:
     def __init__(self, ruleset: CompiledRuleset, app: AppLayerSettings | None = None) -> None:
         self.ruleset = ruleset
         self._sigs = ruleset.signatures
+        self._pd_only = frozenset(s.order for s in ruleset.signatures if is_pd_only(s))
         self._groups = ruleset.groups
         self._reach = ruleset.max_reach
         self._env = MatchEnv()
@@ -333,6 +335,8 @@ class Detector:
             if not check(sig, p, fs, hostbits, env, ctx, app_buffer, app):
                 continue
             self.stats.matched += 1
+            if order in self._pd_only and fs is not None and not fs.first(order, p.to_server):
+                continue  # a protocol-detection-only rule alerts once per flow direction
             if tx is not None and fs is not None:
                 fs.tx_done.add((tx.tx_id, order, done_side(tx, to_server)))
             if not self._thresholds_allow(sig, p):

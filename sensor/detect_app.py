@@ -103,6 +103,9 @@ def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
         return mqtt.messages if isinstance(mqtt, MqttTxData) else None
     if name == "modbus":  # the modbus keyword reads the request
         return tx.state if isinstance(tx.state, ModbusRequest) else None
+    if name == "tls.version":  # Suricata: the ClientHello's version to the server, the
+        # server's (negotiated) one to the client
+        return tx.values.get("tls.version.ts" if to_server else "tls.version.tc")
     if name in NUMERIC_VALUES:  # numeric values (tls.version, dns.opcode, file.size ...)
         return tx.values.get(name)
     if TRANSFORM_SEPARATOR in name:  # a transformed buffer: "http.uri#to_lowercase"
@@ -133,7 +136,11 @@ class TxSource:
         self._settings = settings
         self._direction = {s.order: rule_direction(s) for s in ruleset.signatures if s.app_buffers}
         # Protocol detection runs only when some rule depends on it.
-        self.enabled = bool(self._groups) or any(s.app_proto for s in ruleset.signatures)
+        # app-layer-protocol alone also needs the parsers: they detect the flow's protocol
+        self.enabled = bool(self._groups) or any(
+            s.app_proto or any(k == "app-layer-protocol" for k, _ in s.check_specs)
+            for s in ruleset.signatures
+        )
         # one libmagic cookie for the engine's lifetime, only if a rule reads file.magic
         self._magic: LibMagic | None = None
         if any("file.magic" in s.app_buffers for s in ruleset.signatures):

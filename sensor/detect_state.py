@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import Any
 
 from sensor.packet import Packet
-from signatures.flowkw import BitOp, FlowintOp, Threshold
+from signatures.flowkw import TO_CLIENT, TO_SERVER, BitOp, FlowintOp, Threshold
 
 
 class FlowDetectState:
@@ -76,6 +76,14 @@ class FlowDetectState:
         # "drop"/"pass" once such a rule decided for the whole flow, "bypass" after a rule with
         # the bypass keyword matched: no more inspection
         self.action: str | None = None
+
+    def first(self, order: int, to_server: bool) -> bool:
+        """True the first time rule ``order`` matches in this direction of the flow."""
+        key = (-1, order, to_server)
+        if key in self.tx_done:
+            return False
+        self.tx_done.add(key)
+        return True
 
 
 def bits_check(have: set[str] | dict[str, float], op: BitOp, now: float) -> bool:
@@ -223,10 +231,32 @@ class Thresholds:
 
 # Protocols whose transactions hold a request and its response: Suricata's detect state is
 # per direction there, so a rule on buffers both sides fill (http.protocol, http.header ...)
-# alerts once on the request and once on the response. Other transactions are one message
+# alerts once on the request and once on the response (TLS: the session's one transaction,
+# tls.version ... once on the client's side, once on the server's). Other transactions are one message
 # (DNS, SNMP ...: the other direction skips them) or are checked once per transaction.
-_BOTH_SIDES = frozenset({"http", "http2"})
+_BOTH_SIDES = frozenset({"http", "http2", "tls"})
 
 
 def done_side(tx: Any, to_server: bool) -> bool:
     return to_server if tx.proto in _BOTH_SIDES else True
+
+
+def is_pd_only(sig: Any) -> bool:
+    """Suricata's "protocol detection only" signature: app-layer-protocol with nothing
+    else to match but a flow direction and flowbits:set. It alerts only on the packet where
+    detection completed, so once per flow direction."""
+    if not any(k == "app-layer-protocol" for k, _ in sig.check_specs):
+        return False
+    return (
+        all(k in ("app-layer-protocol", "flow") for k, _ in sig.check_specs)
+        and not sig.flow_bits & ~(TO_SERVER | TO_CLIENT)
+        and sig.payload is None
+        and not sig.app_buffers
+        and not sig.tx_values
+        and sig.app_proto is None
+        and not sig.bit_checks
+        and all(b.kind == "flowbits" and b.op == "set" for b in sig.bit_actions)
+        and not sig.flowint_checks
+        and not sig.flowint_actions
+        and sig.stream_size is None
+    )

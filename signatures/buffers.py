@@ -278,6 +278,10 @@ BUFFER_DIRECTION: Mapping[str, str] = MappingProxyType(
                 "sip.stat_msg",
                 "sip.response_line",
                 "tls.cert_chain_len",  # the server's certificate chain (a value keyword)
+                # the server certificate's validity (tls_cert_notbefore/notafter/expired/valid)
+                "tls.cert_notbefore",
+                "tls.cert_notafter",
+                "tls.cert_validity",
             ),
             _TC,
         ),

@@ -269,10 +269,12 @@ def icmp_seq(value: str | None) -> Check:
 def app_layer_protocol(value: str | None) -> Check:
     """``app-layer-protocol:[!]name[,mode]``: the flow's detected application protocol.
 
-    ``failed`` names a flow whose detection gave up; the optional mode (final, original,
-    either, to_server, to_client) is accepted and treated as the protocol detected now.
+    ``failed`` names a flow whose detection gave up. Suricata 7.0 has no mode suffix
+    (",final" is refused).
     """
-    text = (value or "").split(",")[0].strip()
+    if "," in (value or ""):  # Suricata 7.0 knows no mode suffix ("tls,final" is refused)
+        raise RuleError(f"app-layer-protocol: unknown protocol {value!r}")
+    text = (value or "").strip()
     negated = text.startswith("!")
     name = text.lstrip("!").strip().lower()
     if not name:
@@ -282,8 +284,10 @@ def app_layer_protocol(value: str | None) -> Check:
     names = {"http", "http2"} if text.lstrip("!").strip().lower() == "http" else {name}
 
     def detected(p: Packet) -> str | None:
-        app = p.flow.app if p.flow is not None else None
-        return getattr(app, "proto_name", None) if app is not None else None
+        flow = p.flow
+        if flow is None or flow.app is None:
+            return None
+        return getattr(flow.app, "proto_name", None)
 
     if negated:
         return lambda p: (proto := detected(p)) is not None and proto not in names

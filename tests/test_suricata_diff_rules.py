@@ -36,6 +36,7 @@ def _build(rule: str) -> object:
         'alert http any any -> any any (http.uri; pkt_data; content:"x"; sid:1;)',
         "alert dns any any -> any any (dns.opcode:>2; sid:1;)",  # only [!]<number>
         'alert dns any any -> any any (flow:to_client; dns.query; content:"www"; sid:1;)',
+        "alert tcp any any -> any any (app-layer-protocol:tls,final; sid:1;)",
     ],
 )
 def test_refused_like_suricata(rule: str) -> None:
@@ -74,4 +75,19 @@ def test_dns_message_is_checked_on_its_own_direction(tmp_path: Path) -> None:
     alerts = alerts_of(tmp_path, frames + s.frames, rules)
     assert sorted((a["alert"]["signature_id"], a["src_port"]) for a in alerts) == [
         (1, 53), (1, 53), (2, 50000), (2, 50001),
+    ]  # fmt: skip
+
+
+def test_app_layer_protocol_alone_alerts_once_per_direction(tmp_path: Path) -> None:
+    """app-layer-protocol alone (a protocol-detection-only rule) alerts once per flow
+    direction, and the parsers run even when no other rule needs them. Suricata 7.0.10 on
+    this capture: sid 1 once each way."""
+    s = TcpSession().handshake()
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    s.send(True, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").send(False, ok)
+    s.send(True, b"GET /y HTTP/1.1\r\nHost: a\r\n\r\n").send(False, ok).close()
+    rules = ["alert tcp any any -> any any (app-layer-protocol:http; sid:1;)"]
+    alerts = alerts_of(tmp_path, s.frames, rules)
+    assert sorted((a["alert"]["signature_id"], a["src_port"]) for a in alerts) == [
+        (1, 80), (1, 40000),
     ]  # fmt: skip

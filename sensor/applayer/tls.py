@@ -33,6 +33,7 @@ from sensor.applayer.tls_hello import (
     VERSION_NAMES,
     Hello,
     HelloError,
+    client_version,
     ja3_string,
     ja3s_string,
     ja4,
@@ -205,6 +206,7 @@ class TlsParser:
         if not self.data.version:
             self.data.version = hello.version
             tx.values["tls.version"] = hello.version
+        tx.values["tls.version.ts"] = client_version(hello)  # what tls.version sees
         tx.progress_ts = max(tx.progress_ts, PROGRESS_LINE)
         self._on_update(tx)
 
@@ -216,7 +218,7 @@ class TlsParser:
         tx.set_buffer("ja3s.hash", md5_hex(text).encode(), False)
         _set_random(tx, hello.random, False)
         self.data.version = negotiated_version(hello)
-        tx.values["tls.version"] = self.data.version
+        tx.values["tls.version"] = tx.values["tls.version.tc"] = self.data.version
         tx.progress_tc = max(tx.progress_tc, PROGRESS_LINE)
         self._on_update(tx)
         if self.data.version >= 0x0304 and self.data.version != 0x7F00:

@@ -219,3 +219,13 @@ def ja4(h: Hello, quic: bool = False) -> str:
     sigs = ",".join(f"{s:04x}" for s in h.sig_algs)
     part_c = _sha12(f"{ext_text}_{sigs}" if sigs else ext_text)
     return f"{part_a}_{part_b}_{part_c}"
+
+
+def client_version(h: Hello) -> int:
+    """The client's version as Suricata's tls.version sees it: the first valid entry of
+    supported_versions (the preferred one; GREASE and unknown values skipped), else the
+    ClientHello's legacy version."""
+    for v in h.supported_versions:
+        if 0x0300 <= v <= 0x0304 or v >> 8 == 0x7F:
+            return v
+    return h.version
