@@ -91,3 +91,32 @@ def test_app_layer_protocol_alone_alerts_once_per_direction(tmp_path: Path) -> N
     assert sorted((a["alert"]["signature_id"], a["src_port"]) for a in alerts) == [
         (1, 80), (1, 40000),
     ]  # fmt: skip
+
+
+def test_tls_version_is_per_direction(tmp_path: Path) -> None:
+    """tls.version / ssl_version read the client's version (ClientHello, or its first
+    supported_versions entry) on the client's packets and the server's on the server's; a
+    TLS rule alerts once per direction. Suricata 7.0.10 on this capture (a TLS 1.0 client
+    with a TLS 1.2 server, then a TLS 1.3 client and server): the keys below."""
+    from test_applayer_tls import client_hello, ext, record, server_hello, u16, u16s, vec8
+
+    def tls(cport: int, hello: bytes, server: bytes) -> list[bytes]:
+        s = TcpSession(cport=cport, sport=443).handshake()
+        s.send(True, record(22, hello, 0x0301)).send(False, record(22, server))
+        return s.send(True, record(20, b"\x01")).close().frames
+
+    frames = tls(41000, client_hello(0x0301, [47], []), server_hello(0x0303, 47, []))
+    frames += tls(
+        41001,
+        client_hello(0x0303, [0x1301], [ext(43, vec8(u16s([0x0304, 0x0303])))]),
+        server_hello(0x0303, 0x1301, [ext(43, u16(0x0304))]),
+    )
+    rules = [
+        "alert tls any any -> any any (tls.version:1.0; sid:1;)",
+        "alert tls any any -> any any (tls.version:1.2; sid:2;)",
+        "alert tls any any -> any any (ssl_version:tls1.3; sid:3;)",
+    ]
+    alerts = alerts_of(tmp_path, frames, rules)
+    assert sorted((a["alert"]["signature_id"], a["src_port"]) for a in alerts) == [
+        (1, 41000), (2, 443), (3, 443), (3, 41001),
+    ]  # fmt: skip
