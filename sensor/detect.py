@@ -29,11 +29,13 @@ from sensor.detect_state import (
     FlowDetectState,
     HostBits,
     Thresholds,
+    alp_gated,
     bits_apply,
     done_side,
     flowint_apply,
     host_keys,
     is_pd_only,
+    with_deferred,
 )
 from sensor.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from signatures.compiler import OTHER, CompiledRuleset
@@ -77,6 +79,8 @@ class Detector:
         self.ruleset = ruleset
         self._sigs = ruleset.signatures
         self._pd_only = frozenset(s.order for s in ruleset.signatures if is_pd_only(s))
+        # app-layer-protocol without payload: Suricata's per-direction alproto (see _run)
+        self._alp_gated = frozenset(s.order for s in ruleset.signatures if alp_gated(s))
         self._groups = ruleset.groups
         self._reach = ruleset.max_reach
         self._env = MatchEnv()
@@ -133,6 +137,8 @@ class Detector:
 
         txs: list[Transaction] = []
         self._app_before = None
+        if fstate is not None:
+            fstate.note_packet(p.to_server, bool(p.payload))
         if flow is not None and self._tx.enabled and fstate is not None:
             if p.proto == IPPROTO_TCP and flow.tcp_session:
                 txs = self._tx.feed_tcp(p, flow, fstate, new_data)
@@ -141,7 +147,7 @@ class Detector:
                 txs = self._tx.feed(flow, p.to_server, p.payload, p.ts_sec)
                 if known is None and app_proto_of(p) is not None:
                     fstate.app_pending = p.to_server
-            txs = self._with_deferred(txs, p.to_server, fstate)
+            txs = with_deferred(txs, p.to_server, fstate)
             self._app_before = self._visible_app_proto(p, fstate)
 
         self.alert_txs.clear()
@@ -195,7 +201,7 @@ class Detector:
                 if grown or (fs.tx_later_ts if to_server else fs.tx_later_tc):
                     p = pseudo_packet(flow, to_server, ts_sec, ts_usec)
                     alerts_end: list[Signature] = []
-                    for tx in self._with_deferred(grown, to_server, fs):
+                    for tx in with_deferred(grown, to_server, fs):
                         self._inspect_tx(tx, p, fs, (b"", b"", b"", None), alerts_end)
                     out.extend((sig, p) for sig in alerts_end)
         txs = self._tx.close(flow) if self._tx.enabled else []
@@ -221,25 +227,6 @@ class Detector:
         alerts: list[Signature] = []
         self._run(orders, p, fs, ctx, alerts)
         return [(sig, p) for sig in alerts]
-
-    @staticmethod
-    def _with_deferred(txs: list[Transaction], to_server: bool,
-                       fs: FlowDetectState) -> list[Transaction]:  # fmt: skip
-        """Transactions grown by this packet, plus those grown by the other direction since
-        this direction's last packet: a request parsed only once the response revealed the
-        protocol (an unknown method) still meets its request rules on the next packet
-        towards the server, as in Suricata; rules alert once per transaction anyway."""
-        deferred = fs.tx_later_ts if to_server else fs.tx_later_tc
-        other = fs.tx_later_tc if to_server else fs.tx_later_ts
-        out = txs
-        if deferred:
-            seen = {id(tx) for tx in txs}
-            out = txs + [tx for tx in deferred if id(tx) not in seen]
-            deferred.clear()
-        if txs:
-            other.extend(tx for tx in txs if tx not in other)
-            del other[:-8]  # bounded: only the most recent transactions wait
-        return out
 
     @staticmethod
     def _visible_app_proto(p: Packet, fs: FlowDetectState) -> str | None:
@@ -328,9 +315,14 @@ class Detector:
         # so the packet that carries the first request does not match `alert http ...`.
         before, now = self._app_before, app_proto_of(p)
         check = self._check
+        # app-layer-protocol (no payload) on TCP sees the alproto of the packet's direction,
+        # which Suricata sets once that direction's data was parsed: from its next packet on
+        alp_hidden = fs is not None and p.proto == IPPROTO_TCP and not fs.alp_ready
         for order in orders:
             sig = sigs[order]
             self.stats.checked += 1
+            if alp_hidden and order in self._alp_gated:
+                continue
             app = tx.proto if tx is not None else now if sig.payload is not None else before
             if not check(sig, p, fs, hostbits, env, ctx, app_buffer, app):
                 continue

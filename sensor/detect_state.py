@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from sensor.applayer.common import Transaction
 from sensor.packet import Packet
 from signatures.flowkw import TO_CLIENT, TO_SERVER, BitOp, FlowintOp, Threshold
 
@@ -21,10 +22,12 @@ class FlowDetectState:
 
     __slots__ = (
         "action",
+        "alp_ready",
         "app_pending",
         "app_reversed",
         "app_visible",
         "bits",
+        "data_seen",
         "ints",
         "ipo_toclient",
         "ipo_toserver",
@@ -72,10 +75,16 @@ class FlowDetectState:
         # and the direction of the data that revealed it while that is not yet visible.
         self.app_visible: str | None = None
         self.app_pending: bool | None = None
+        self.data_seen = [False, False]  # [to client, to server]: a packet carried data
+        self.alp_ready = False  # this packet's direction carried data before it
         self.app_reversed = False  # the app layer sees this flow's directions swapped
         # "drop"/"pass" once such a rule decided for the whole flow, "bypass" after a rule with
         # the bypass keyword matched: no more inspection
         self.action: str | None = None
+
+    def note_packet(self, to_server: bool, has_data: bool) -> None:
+        self.alp_ready = self.data_seen[to_server]
+        self.data_seen[to_server] |= has_data
 
     def first(self, order: int, to_server: bool) -> bool:
         """True the first time rule ``order`` matches in this direction of the flow."""
@@ -260,3 +269,27 @@ def is_pd_only(sig: Any) -> bool:
         and not sig.flowint_actions
         and sig.stream_size is None
     )
+
+
+def alp_gated(sig: Any) -> bool:
+    """A rule with app-layer-protocol and no payload keywords (see Detector._run)."""
+    return sig.payload is None and any(k == "app-layer-protocol" for k, _ in sig.check_specs)
+
+
+def with_deferred(txs: list[Transaction], to_server: bool,
+                   fs: FlowDetectState) -> list[Transaction]:  # fmt: skip
+    """Transactions grown by this packet, plus those grown by the other direction since
+    this direction's last packet: a request parsed only once the response revealed the
+    protocol (an unknown method) still meets its request rules on the next packet
+    towards the server, as in Suricata; rules alert once per transaction anyway."""
+    deferred = fs.tx_later_ts if to_server else fs.tx_later_tc
+    other = fs.tx_later_tc if to_server else fs.tx_later_ts
+    out = txs
+    if deferred:
+        seen = {id(tx) for tx in txs}
+        out = txs + [tx for tx in deferred if id(tx) not in seen]
+        deferred.clear()
+    if txs:
+        other.extend(tx for tx in txs if tx not in other)
+        del other[:-8]  # bounded: only the most recent transactions wait
+    return out

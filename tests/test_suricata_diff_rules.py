@@ -81,15 +81,20 @@ def test_dns_message_is_checked_on_its_own_direction(tmp_path: Path) -> None:
 def test_app_layer_protocol_alone_alerts_once_per_direction(tmp_path: Path) -> None:
     """app-layer-protocol alone (a protocol-detection-only rule) alerts once per flow
     direction, and the parsers run even when no other rule needs them. Suricata 7.0.10 on
-    this capture: sid 1 once each way."""
+    this capture: sid 1 once each way, sid 2 as listed."""
     s = TcpSession().handshake()
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     s.send(True, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").send(False, ok)
     s.send(True, b"GET /y HTTP/1.1\r\nHost: a\r\n\r\n").send(False, ok).close()
-    rules = ["alert tcp any any -> any any (app-layer-protocol:http; sid:1;)"]
+    rules = [
+        "alert tcp any any -> any any (app-layer-protocol:http; sid:1;)",
+        "alert tcp any any -> any any (app-layer-protocol:http; ttl:64; sid:2;)",
+    ]
     alerts = alerts_of(tmp_path, s.frames, rules)
+    # sid 2: on TCP a direction's protocol is known from the packet after its first data
+    # (the client's packets 6, 8, 10 and the server's 7, 9)
     assert sorted((a["alert"]["signature_id"], a["src_port"]) for a in alerts) == [
-        (1, 80), (1, 40000),
+        (1, 80), (1, 40000), (2, 80), (2, 80), (2, 40000), (2, 40000), (2, 40000),
     ]  # fmt: skip
 
 
