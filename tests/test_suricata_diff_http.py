@@ -232,3 +232,27 @@ def test_rules_suricata_refuses_are_refused(tmp_path: Path) -> None:
         _rule(9, 'http.uri; content:"/x"; file.data; content:"x"; http.protocol; content:"H";'),
     ]
     assert _keys(alerts_of(tmp_path, frames, rules)) == [(7, 40000, 80), (8, 80, 40000)]
+
+
+def test_header_line_without_colon_and_repeated_content_length(tmp_path: Path) -> None:
+    """libhtp keeps a header line without a colon as a header with an empty name (the line
+    is its value) and never merges a repeated Content-Length (the first one stays).
+    Suricata 7.0.10 on this capture: sids 1, 2 and 3 alert, 4 does not."""
+    frames = _session(
+        (True, b"GET /nc HTTP/1.1\r\nHost: a\r\nBadHeaderLine\r\nX-A: b\r\n\r\n"),
+        (False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ) + _session(
+        (True, b"POST /cd HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n"
+               b"abcd"),
+        (False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        cport=40001,
+    )  # fmt: skip
+    rules = [
+        _rule(1, 'http.header; content:"|0d 0a|: BadHeaderLine|0d 0a|";'),
+        _rule(2, 'http.header_names; content:"|0d 0a|Host|0d 0a 0d 0a|X-A|0d 0a 0d 0a|";'),
+        _rule(3, 'flow:to_server; http.content_len; content:"4"; bsize:1;'),
+        _rule(4, 'http.content_len; content:"4, 4";'),
+    ]
+    assert _keys(alerts_of(tmp_path, frames, rules)) == [
+        (1, 40000, 80), (2, 40000, 80), (3, 40001, 80),
+    ]  # fmt: skip

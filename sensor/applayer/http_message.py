@@ -99,9 +99,9 @@ def parse_headers(lines: list[bytes], events: list[str], request: bool) -> list[
     index: dict[bytes, int] = {}
     for line in logical:
         colon = line.find(b":")
-        if colon == -1:
+        if colon == -1:  # libhtp: a header with an empty name, the line as its value
             events.append(f"http.{side}_field_missing_colon")
-            name, value = line.strip(_LWS), b""
+            name, value = b"", line.strip(_LWS)
         else:
             name, value = line[:colon], line[colon + 1 :].strip(_LWS)
             if name != name.rstrip(_NAME_TRAIL):
@@ -110,8 +110,10 @@ def parse_headers(lines: list[bytes], events: list[str], request: bool) -> list[
         key = name.lower()
         if key in index:
             pair = out[index[key]]
-            if key == b"content-length" and pair[1] != value:
-                events.append(f"http.duplicate_content_length_field_in_{side}")
+            if key == b"content-length":  # libhtp keeps the first one, never merges it
+                if pair[1] != value:
+                    events.append(f"http.duplicate_content_length_field_in_{side}")
+                continue
             pair[1] = pair[1] + b", " + value
         else:
             index[key] = len(out)
