@@ -103,6 +103,8 @@ def tx_value(tx: Transaction, name: str, to_server: bool) -> Any:
         return mqtt.messages if isinstance(mqtt, MqttTxData) else None
     if name == "modbus":  # the modbus keyword reads the request
         return tx.state if isinstance(tx.state, ModbusRequest) else None
+    if name == "file.size" and tx.proto == "http" and to_server:
+        return None  # the HTTP file here is the response's: Suricata inspects it to client
     if name == "tls.version":  # Suricata: the ClientHello's version to the server, the
         # server's (negotiated) one to the client
         return tx.values.get("tls.version.ts" if to_server else "tls.version.tc")

@@ -256,3 +256,24 @@ def test_header_line_without_colon_and_repeated_content_length(tmp_path: Path) -
     assert _keys(alerts_of(tmp_path, frames, rules)) == [
         (1, 40000, 80), (2, 40000, 80), (3, 40001, 80),
     ]  # fmt: skip
+
+
+def test_response_file_keywords_once_and_only_with_a_body(tmp_path: Path) -> None:
+    """An HTTP response file is inspected towards the client only (filesize does not alert
+    again on the client's packets) and an empty body makes no file (no filename, no
+    filesize:0). Suricata 7.0.10 on this capture: sids 1 and 3 on 80->40000 only."""
+    frames = _session(
+        (True, b"GET /docs/report.pdf HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (False, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n%PDF-"),
+    ) + _session(
+        (True, b"GET /e.txt HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (False, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        cport=40001,
+    )  # fmt: skip
+    rules = [
+        _rule(1, "filesize:5;"),
+        _rule(2, "filesize:0;"),
+        _rule(3, 'filename:!"e.txt";'),
+        _rule(4, 'filename:"e.txt";'),
+    ]
+    assert _keys(alerts_of(tmp_path, frames, rules)) == [(1, 80, 40000), (3, 80, 40000)]

@@ -38,7 +38,6 @@ from sensor.applayer.http_framing import (
 )
 from sensor.applayer.http_message import (
     HttpTxData,
-    file_name,
     header_value,
     parse_headers,
     request_header_buffers,
@@ -316,7 +315,6 @@ class HttpParser(BodyFraming):
             side.interim_raw = raw
             return
         response_header_buffers(tx, data, side.line, raw)
-        file_name(tx, data)
         tx.progress_tc = PROGRESS_HEADERS
         codings, events = codings_of(header_value(data.resp_headers, b"content-encoding"))
         tx.events.extend(events)

@@ -286,7 +286,15 @@ def body_buffers(tx: Transaction) -> None:
         body = bytes(sink.data)
         tx.set_buffer("http.response_body", body, False)
         tx.set_buffer("file.data", body, False)
-    if sink is not None and tx.to_client_done and "file.size" not in tx.values:
+        if "file.name" not in tx.buffers_tc:  # Suricata opens the file on its first data
+            file_name(tx, data)
+    # an empty body makes no file
+    if (
+        sink is not None
+        and sink.wire_len > 0
+        and tx.to_client_done
+        and "file.size" not in tx.values
+    ):
         # the response body is the transaction's file (filesize counts it once complete)
         tx.values["file.size"] = sink.wire_len if not sink.layers else len(sink.data)
 
