@@ -249,6 +249,8 @@ class PayloadBuilder:
 
     def _content(self, value: str | None, quoted: bool) -> None:
         pattern, negated = parse_pattern(value, quoted)
+        if self._buffer in ("ja3.hash", "ja3s.hash"):  # Suricata lower-cases these contents
+            pattern = pattern.lower()
         if SEPARATOR in self._buffer:
             check_content(split_name(self._buffer)[1], pattern)
         cd = ContentSpec(pattern, negated, self._buffer, len(self._items))
@@ -463,6 +465,11 @@ def _link_relatives(items: list[_Item]) -> None:
 
 
 def _validate_content(cd: ContentSpec) -> None:
+    # Suricata's validation of fixed-format buffers (32 hex digits, 20 colon-hex bytes)
+    if cd.buffer in ("ja3.hash", "ja3s.hash") and (cd.nocase or len(cd.pattern) != 32):
+        raise RuleError(f"{cd.buffer}: a content must be a 32-character hash, without nocase")
+    if cd.buffer == "tls.cert_fingerprint" and len(cd.pattern) != 59:
+        raise RuleError("tls.cert_fingerprint: a content must be a 59-character fingerprint")
     if cd.buffer == "http.host" and (cd.nocase or cd.pattern != cd.pattern.lower()):
         # Suricata's http.host validation: the buffer is lower-cased, so an upper-case
         # pattern could never match and nocase is "redundant" -- both refuse the rule

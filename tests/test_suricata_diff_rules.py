@@ -37,6 +37,10 @@ def _build(rule: str) -> object:
         "alert dns any any -> any any (dns.opcode:>2; sid:1;)",  # only [!]<number>
         'alert dns any any -> any any (flow:to_client; dns.query; content:"www"; sid:1;)',
         "alert tcp any any -> any any (app-layer-protocol:tls,final; sid:1;)",
+        'alert tls any any -> any any (ja3.hash; content:"ada70206"; sid:1;)',  # not 32 long
+        'alert tls any any -> any any (ja3s.hash; content:"ada70206e40642a3e4461f35503241d5";'
+        " nocase; sid:1;)",
+        'alert tls any any -> any any (tls.cert_fingerprint; content:"ab:cd"; sid:1;)',
     ],
 )
 def test_refused_like_suricata(rule: str) -> None:
@@ -46,10 +50,15 @@ def test_refused_like_suricata(rule: str) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    ['http.uri; content:"/"; to_lowercase;', "dns.opcode:!0;", 'dns.query; content:"a";'],
+    [
+        'http.uri; content:"/"; to_lowercase;',
+        "dns.opcode:!0;",
+        'dns.query; content:"a";',
+        'ja3.hash; content:"ADA70206E40642A3E4461F35503241D5";',  # lower-cased, as Suricata
+    ],
 )
 def test_loaded_like_suricata(body: str) -> None:
-    proto = "http" if "http" in body else "dns"
+    proto = "http" if "http" in body else "tls" if "ja3" in body else "dns"
     _build(f"alert {proto} any any -> any any ({body} sid:1;)")
 
 
