@@ -277,3 +277,22 @@ def test_response_file_keywords_once_and_only_with_a_body(tmp_path: Path) -> Non
         _rule(4, 'filename:"e.txt";'),
     ]
     assert _keys(alerts_of(tmp_path, frames, rules)) == [(1, 80, 40000), (3, 80, 40000)]
+
+
+def test_request_line_without_protocol_then_headers(tmp_path: Path) -> None:
+    """libhtp: a request line without protocol followed by a header line is not HTTP/0.9 --
+    its headers are parsed and the response is an ordinary one. Suricata 7.0.10 on this
+    capture: sids 1, 2 and 3 alert, 4 does not."""
+    frames = _session(
+        (True, b"GET /nine\r\nHost: a\r\n\r\n"),
+        (False, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+    )
+    rules = [
+        _rule(1, 'http.host; content:"a";'),
+        _rule(2, 'http.stat_code; content:"200";'),
+        _rule(3, 'http.response_body; content:"hello"; startswith;'),
+        _rule(4, 'http.method; content:"Host:";'),
+    ]
+    assert _keys(alerts_of(tmp_path, frames, rules)) == [
+        (1, 40000, 80), (2, 80, 40000), (3, 80, 40000),
+    ]  # fmt: skip

@@ -191,13 +191,28 @@ class HttpParser(BodyFraming):
         side.tx, side.line = tx, line.lstrip()
         request_line_buffers(tx, data, side.line)
         tx.progress_ts = PROGRESS_LINE
-        if not data.protocol:  # HTTP/0.9: no headers, no body
+        if not data.protocol and not self._header_follows(side):  # HTTP/0.9: no headers
+            data.http09 = True
             tx.events.append("http.request_line_missing_protocol")
             self._finish(side)
             return True
         self._start_headers(side)
         self._on_update(tx)
         return True
+
+    @staticmethod
+    def _header_follows(side: Side) -> bool:
+        """libhtp: a request line without protocol is HTTP/0.9 unless the data after it
+        looks like a header line (a colon before any other white space)."""
+        after_spaces = False
+        for c in side.buf[side.pos :]:
+            if c == 0x3A:
+                return True
+            if c in (0x20, 0x09):
+                after_spaces = True
+            elif c in b"\r\n\x0b\x0c" or after_spaces:
+                return False
+        return False
 
     def _start_headers(self, side: Side) -> None:
         side.state = S_HEADERS
@@ -251,7 +266,7 @@ class HttpParser(BodyFraming):
     def _response_line(self, side: Side) -> bool:
         if side.tx is None and self._pending:
             data = self._pending[0].state
-            if isinstance(data, HttpTxData) and not data.protocol:
+            if isinstance(data, HttpTxData) and data.http09:
                 return self._response_09(side)
         start = side.pos
         line = self._next_line(side)

@@ -57,6 +57,7 @@ class HttpTxData:
     __slots__ = (
         "authority",
         "host",
+        "http09",
         "method",
         "protocol",
         "req_body",
@@ -72,6 +73,7 @@ class HttpTxData:
         self.method = b""
         self.target = b""
         self.protocol = b""
+        self.http09 = False  # a request line without protocol and no headers after it
         self.authority: bytes | None = None
         self.host = b""
         self.req_headers: list[list[bytes]] = []
