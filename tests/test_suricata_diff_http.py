@@ -296,3 +296,27 @@ def test_request_line_without_protocol_then_headers(tmp_path: Path) -> None:
     assert _keys(alerts_of(tmp_path, frames, rules)) == [
         (1, 40000, 80), (2, 80, 40000), (3, 80, 40000),
     ]  # fmt: skip
+
+
+def test_only_100_continue_is_interim(tmp_path: Path) -> None:
+    """libhtp treats only 100 Continue as interim: a 103 without length is a whole answer,
+    and the 200 after it a response without request (its own transaction); after a 101
+    without Upgrade nor length nothing more is parsed. Suricata 7.0.10 on this capture:
+    sid 1 twice on 80->40000 and once on 80->40001, sid 2 once, sid 3 never."""
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    frames = _session(
+        (True, b"GET /h HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (False, b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n" + ok),
+    ) + _session(
+        (True, b"GET /u HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (False, b"HTTP/1.1 101 Switching\r\n\r\n" + ok),
+        cport=40001,
+    )  # fmt: skip
+    rules = [
+        _rule(1, 'flow:to_client; http.protocol; content:"HTTP/1.1";'),
+        _rule(2, 'http.stat_code; content:"103";'),
+        _rule(3, 'http.stat_msg; content:"OK"; http.header; content:"Link";'),
+    ]
+    assert _keys(alerts_of(tmp_path, frames, rules)) == [
+        (1, 80, 40000), (1, 80, 40000), (1, 80, 40001), (2, 80, 40000),
+    ]  # fmt: skip

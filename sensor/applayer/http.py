@@ -325,8 +325,8 @@ class HttpParser(BodyFraming):
         data = tx.state
         data.resp_headers = parse_headers(side.header_lines, tx.events, False)
         status = data.status
-        if 100 <= status < 200 and status != 101:
-            side.state = S_LINE  # interim response: the real one follows for the same request
+        if status == 100:  # libhtp: only 100 Continue is interim, the real answer follows
+            side.state = S_LINE
             side.interim_raw = raw
             return
         response_header_buffers(tx, data, side.line, raw)
@@ -356,7 +356,16 @@ class HttpParser(BodyFraming):
             return
         # a 204 announcing a length is read anyway (libhtp), a 304's length is the resource's
         has_length = header_value(data.resp_headers, b"content-length") is not None
-        if data.method.upper() == b"HEAD" or status == 304 or (status == 204 and not has_length):
+        # other 1xx (101 without Upgrade, 102, 103) have a body only when they announce a
+        # length; without one they are whole answers and what follows is the next response
+        # -- except after a 101, which libhtp parses nothing more from the server for
+        informational = 100 <= status < 200
+        if status == 101 and not has_length:
+            self._finish(side)
+            side.state = S_STOP
+            return
+        bodyless = status == 304 or ((status == 204 or informational) and not has_length)
+        if data.method.upper() == b"HEAD" or bodyless:
             self._finish(side)
             return
-        self._frame_body(side, tx, data.resp_headers, allow_close=True)
+        self._frame_body(side, tx, data.resp_headers, allow_close=not informational)
