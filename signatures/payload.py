@@ -47,7 +47,17 @@ from signatures.payload_plan import (
     make_fast_pattern,
     max_reach,
 )
-from signatures.payload_rules import apply_modifier, check_bsize, parse_bsize, parse_isdataat
+from signatures.payload_rules import (
+    PayloadItem,
+    apply_modifier,
+    check_bsize,
+    compile_item,
+    link_relatives,
+    parse_bsize,
+    parse_isdataat,
+    reach_of,
+    validate_content,
+)
 from signatures.pcre_vars import cut_capture_names, parse_captures
 from signatures.transforms import (
     SEPARATOR,
@@ -119,17 +129,6 @@ class PayloadSpec:
     dce_pkt: bool = False
 
 
-@dataclass
-class _Item:
-    """One payload keyword in rule order: a content (spec) or another precompiled step."""
-
-    buffer: str
-    content: ContentSpec | None = None
-    step: Any = None
-    relation: str | None = None  # "within", "distance", "relative" (to the previous anchor)
-    reach: ReachItem | None = None
-
-
 class PayloadBuilder:
     """Accumulates one rule's payload keywords; :meth:`finish` returns the PayloadSpec."""
 
@@ -140,10 +139,10 @@ class PayloadBuilder:
         self._supported = supported_buffers | {PKT_DATA, BASE64_DATA}
         self._buffer = PKT_DATA
         self._sticky = False  # a sticky buffer (not pkt_data) is active
-        self._items: list[_Item] = []
+        self._items: list[PayloadItem] = []
         self._last_content: ContentSpec | None = None
         self._vars: dict[str, set[str]] = {}
-        self._b64: _Item | None = None
+        self._b64: PayloadItem | None = None
         self._fast_pattern_seen = False
         self._fresh = False  # the active sticky buffer has no keyword yet (transforms go here)
         self._unfilled = False  # a sticky buffer was named and no keyword inspects it yet
@@ -169,7 +168,7 @@ class PayloadBuilder:
         elif name == "isdataat":
             step, reach = parse_isdataat(value, self._known())
             self._append(
-                _Item(
+                PayloadItem(
                     self._buffer,
                     step=step,
                     reach=reach,
@@ -177,12 +176,12 @@ class PayloadBuilder:
                 )
             )
         elif name == "asn1":
-            self._append(_Item(self._buffer, step=Asn1Step(parse_asn1(value)),
+            self._append(PayloadItem(self._buffer, step=Asn1Step(parse_asn1(value)),
                                reach=ReachItem("unbounded", False)))  # fmt: skip
         elif name == "bsize":
             if not self._sticky or self._buffer == BASE64_DATA:
                 raise RuleError("bsize: needs a sticky buffer (e.g. http.uri) before it")
-            self._append(_Item(self._buffer, step=parse_bsize(value)))
+            self._append(PayloadItem(self._buffer, step=parse_bsize(value)))
         elif name == "base64_decode":
             self._base64_decode(value)
         elif name == "dataset":
@@ -243,7 +242,7 @@ class PayloadBuilder:
         # byte_test in tcp.hdr (buffers are inspected in the order the rule names them).
         return frozenset().union(*self._vars.values())
 
-    def _append(self, item: _Item) -> None:
+    def _append(self, item: PayloadItem) -> None:
         self._items.append(item)
         self._fresh = self._unfilled = False
 
@@ -255,7 +254,7 @@ class PayloadBuilder:
             check_content(split_name(self._buffer)[1], pattern)
         cd = ContentSpec(pattern, negated, self._buffer, len(self._items))
         self._last_content = cd
-        self._append(_Item(self._buffer, content=cd))
+        self._append(PayloadItem(self._buffer, content=cd))
 
     def _need_content(self, keyword: str) -> ContentSpec:
         if self._last_content is None:
@@ -318,7 +317,7 @@ class PayloadBuilder:
         step = pcre.PcreStep(regex, negated, "R" in flags, "A" in flags, captures)
         self._var_kinds.update("flow" if kind == "flow" else "pkt" for kind, _ in captures)
         self._append(
-            _Item(
+            PayloadItem(
                 buffer,
                 step=step,
                 relation="relative" if step.relative else None,
@@ -351,7 +350,9 @@ class PayloadBuilder:
         elif name == "byte_math":
             self._vars.setdefault(self._buffer, set()).add(step.result)
         self._append(
-            _Item(self._buffer, step=step, reach=reach, relation="relative" if relative else None)
+            PayloadItem(
+                self._buffer, step=step, reach=reach, relation="relative" if relative else None
+            )
         )
 
     def _dataset(self, value: str | None) -> None:
@@ -362,7 +363,7 @@ class PayloadBuilder:
         if self._datasets is None:
             self._datasets = DatasetRegistry()  # a lone rule: a set of its own
         step = DatasetStep(opts.cmd, self._datasets.get(opts, self._rule_file))
-        self._append(_Item(self._buffer, step=step, reach=ReachItem("unbounded", False)))
+        self._append(PayloadItem(self._buffer, step=step, reach=ReachItem("unbounded", False)))
 
     def _base64_decode(self, value: str | None) -> None:
         if self._b64 is not None:
@@ -391,7 +392,7 @@ class PayloadBuilder:
         buffer = self._buffer
         if not self._sticky and self._items:
             buffer = self._items[-1].buffer
-        self._b64 = _Item(
+        self._b64 = PayloadItem(
             buffer,
             step=(nbytes, offset, relative),
             relation="relative" if relative else None,
@@ -409,104 +410,36 @@ class PayloadBuilder:
 
     def finish(self) -> PayloadSpec:
         self._check_filled()
-        by_buffer: dict[str, list[_Item]] = {}
+        by_buffer: dict[str, list[PayloadItem]] = {}
         for it in self._items:
             by_buffer.setdefault(it.buffer, []).append(it)
         contents = [it.content for it in self._items if it.content is not None]
         for items in by_buffer.values():
-            _link_relatives(items)
+            link_relatives(items)
         for cd in contents:
-            _validate_content(cd)
+            validate_content(cd)
         for buffer, items in by_buffer.items():
             check_bsize(buffer, items)
         sub: tuple[Step, ...] = ()
         if BASE64_DATA in by_buffer:
-            sub = tuple(_compile(it) for it in by_buffer.pop(BASE64_DATA))
+            sub = tuple(compile_item(it) for it in by_buffer.pop(BASE64_DATA))
         if self._b64 is not None and not sub:
             raise RuleError("base64_decode: needs base64_data followed by keywords to inspect")
         if self._b64 is not None:
             nbytes, offset, relative = self._b64.step
             self._b64.step = Base64DecodeStep(nbytes, offset, relative, sub)
         programs = {
-            b: BufferProgram(b, tuple(_compile(it) for it in items))
+            b: BufferProgram(b, tuple(compile_item(it) for it in items))
             for b, items in by_buffer.items()
         }
         mpm_buffers = frozenset(programs)
         chosen = choose_fast_pattern([c for c in contents if c.buffer != BASE64_DATA], mpm_buffers)
         fp = make_fast_pattern(chosen) if chosen is not None else None
         pkt_items = by_buffer.get(PKT_DATA, [])
-        reach = max_reach([_reach(it) for it in pkt_items])
+        reach = max_reach([reach_of(it) for it in pkt_items])
         positional = any(
             it.content is not None and (it.content.has_depth or it.content.has_offset)
             for it in pkt_items
         )
         return PayloadSpec(programs, fp, reach, frozenset(self._var_kinds), positional,
                            self._dce_pkt)  # fmt: skip
-
-
-def _link_relatives(items: list[_Item]) -> None:
-    """Set Suricata's WITHIN_NEXT / DISTANCE_NEXT / RELATIVE_NEXT on the anchors."""
-    anchor: _Item | None = None
-    for it in items:
-        if it.relation is not None and anchor is not None:
-            if anchor.content is not None:
-                if anchor.content.fp_only:
-                    raise RuleError(
-                        "fast_pattern:only content cannot be followed by a relative keyword"
-                    )
-                if it.relation in ("within", "both", "relative"):
-                    anchor.content.within_next = True
-                if it.relation in ("distance", "both", "relative"):
-                    anchor.content.distance_next = True
-            else:
-                anchor.step.relative_next = True
-        if it.content is not None or isinstance(it.step, pcre.PcreStep):
-            anchor = it
-
-
-def _validate_content(cd: ContentSpec) -> None:
-    # Suricata's validation of fixed-format buffers (32 hex digits, 20 colon-hex bytes)
-    if cd.buffer in ("ja3.hash", "ja3s.hash") and (cd.nocase or len(cd.pattern) != 32):
-        raise RuleError(f"{cd.buffer}: a content must be a 32-character hash, without nocase")
-    if cd.buffer == "tls.cert_fingerprint" and len(cd.pattern) != 59:
-        raise RuleError("tls.cert_fingerprint: a content must be a 59-character fingerprint")
-    if cd.buffer == "http.host" and (cd.nocase or cd.pattern != cd.pattern.lower()):
-        # Suricata's http.host validation: the buffer is lower-cased, so an upper-case
-        # pattern could never match and nocase is "redundant" -- both refuse the rule
-        raise RuleError("http.host: contents must be lower case, without nocase")
-    positional = cd.relative or cd.has_depth or cd.has_offset
-    if cd.fp_only and (positional or cd.negated or cd.startswith or cd.endswith):
-        raise RuleError("fast_pattern:only cannot be combined with negation or position modifiers")
-    if cd.fast_pattern and cd.negated and (positional or cd.startswith or cd.endswith):
-        raise RuleError(
-            "fast_pattern: a negated content with position modifiers cannot be the fast pattern"
-        )
-
-
-def _compile(it: _Item) -> Step:
-    if it.content is not None:
-        return it.content.compile()
-    step: Step = it.step
-    return step
-
-
-def _reach(it: _Item) -> ReachItem:
-    if it.content is None:
-        return it.reach if it.reach is not None else ReachItem("bytes", False)
-    cd = it.content
-    if cd.offset_var or cd.depth_var or cd.distance_var or cd.within_var:
-        return ReachItem("unbounded", cd.relative)
-    if cd.relative:
-        within = cd.within if cd.has_within else None
-        return ReachItem(
-            "content",
-            True,
-            length=len(cd.pattern),
-            distance=cd.distance,
-            within=within,
-            negated=cd.negated,
-        )
-    depth = cd.depth if (cd.has_depth or cd.startswith) else None
-    return ReachItem(
-        "content", False, length=len(cd.pattern), offset=cd.offset, depth=depth, negated=cd.negated
-    )

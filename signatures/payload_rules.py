@@ -2,7 +2,9 @@
 
 Scope: applying one content modifier (nocase, offset, depth, distance, within, rawbytes,
 fast_pattern, startswith, endswith) to the content it follows, rejecting the combinations
-Suricata rejects; parsing isdataat and bsize values; checking bsize against contents.
+Suricata rejects; parsing isdataat and bsize values; checking bsize against contents; the
+per-buffer item list a rule's payload keywords become (:class:`PayloadItem`), linking its
+relative matches, validating fixed-format contents and compiling items to steps.
 
 Non-goals: the matching itself (``content``/``inspect``) and keyword dispatch (``payload``).
 """
@@ -10,12 +12,14 @@ Non-goals: the matching itself (``content``/``inspect``) and keyword dispatch (`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sensor.errors import RuleError
+from signatures import pcre
 from signatures.bytekw import int_or_var, parse_int
 from signatures.content import ContentSpec
-from signatures.inspect import BsizeStep, IsDataAtStep
+from signatures.inspect import BsizeStep, IsDataAtStep, Step
 from signatures.payload_plan import ReachItem
 
 VALUE_MAX = 1024 * 1024  # Suricata's DETECT_CONTENT_VALUE_MAX for distance/within
@@ -209,3 +213,82 @@ def check_bsize(buffer: str, items: Sequence[Any]) -> None:
                 f"bsize: a {longest}-byte content in {buffer} can never fit "
                 f"a buffer of at most {cap} bytes"
             )
+
+
+@dataclass
+class PayloadItem:
+    """One payload keyword in rule order: a content (spec) or another precompiled step."""
+
+    buffer: str
+    content: ContentSpec | None = None
+    step: Any = None
+    relation: str | None = None  # "within", "distance", "relative" (to the previous anchor)
+    reach: ReachItem | None = None
+
+
+def link_relatives(items: list[PayloadItem]) -> None:
+    """Set Suricata's WITHIN_NEXT / DISTANCE_NEXT / RELATIVE_NEXT on the anchors."""
+    anchor: PayloadItem | None = None
+    for it in items:
+        if it.relation is not None and anchor is not None:
+            if anchor.content is not None:
+                if anchor.content.fp_only:
+                    raise RuleError(
+                        "fast_pattern:only content cannot be followed by a relative keyword"
+                    )
+                if it.relation in ("within", "both", "relative"):
+                    anchor.content.within_next = True
+                if it.relation in ("distance", "both", "relative"):
+                    anchor.content.distance_next = True
+            else:
+                anchor.step.relative_next = True
+        if it.content is not None or isinstance(it.step, pcre.PcreStep):
+            anchor = it
+
+
+def validate_content(cd: ContentSpec) -> None:
+    # Suricata's validation of fixed-format buffers (32 hex digits, 20 colon-hex bytes)
+    if cd.buffer in ("ja3.hash", "ja3s.hash") and (cd.nocase or len(cd.pattern) != 32):
+        raise RuleError(f"{cd.buffer}: a content must be a 32-character hash, without nocase")
+    if cd.buffer == "tls.cert_fingerprint" and len(cd.pattern) != 59:
+        raise RuleError("tls.cert_fingerprint: a content must be a 59-character fingerprint")
+    if cd.buffer == "http.host" and (cd.nocase or cd.pattern != cd.pattern.lower()):
+        # Suricata's http.host validation: the buffer is lower-cased, so an upper-case
+        # pattern could never match and nocase is "redundant" -- both refuse the rule
+        raise RuleError("http.host: contents must be lower case, without nocase")
+    positional = cd.relative or cd.has_depth or cd.has_offset
+    if cd.fp_only and (positional or cd.negated or cd.startswith or cd.endswith):
+        raise RuleError("fast_pattern:only cannot be combined with negation or position modifiers")
+    if cd.fast_pattern and cd.negated and (positional or cd.startswith or cd.endswith):
+        raise RuleError(
+            "fast_pattern: a negated content with position modifiers cannot be the fast pattern"
+        )
+
+
+def compile_item(it: PayloadItem) -> Step:
+    if it.content is not None:
+        return it.content.compile()
+    step: Step = it.step
+    return step
+
+
+def reach_of(it: PayloadItem) -> ReachItem:
+    if it.content is None:
+        return it.reach if it.reach is not None else ReachItem("bytes", False)
+    cd = it.content
+    if cd.offset_var or cd.depth_var or cd.distance_var or cd.within_var:
+        return ReachItem("unbounded", cd.relative)
+    if cd.relative:
+        within = cd.within if cd.has_within else None
+        return ReachItem(
+            "content",
+            True,
+            length=len(cd.pattern),
+            distance=cd.distance,
+            within=within,
+            negated=cd.negated,
+        )
+    depth = cd.depth if (cd.has_depth or cd.startswith) else None
+    return ReachItem(
+        "content", False, length=len(cd.pattern), offset=cd.offset, depth=depth, negated=cd.negated
+    )
