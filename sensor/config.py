@@ -39,6 +39,7 @@ from sensor.config_types import (  # re-exported: the records live beside the lo
 )
 from sensor.config_values import (  # parse_bool/parse_size stay importable from here
     choice,
+    parse_alert_max,
     parse_bool,
     parse_enabled,
     parse_inline,
@@ -93,6 +94,7 @@ _SETTINGS: Mapping[str, _Setting] = MappingProxyType(
         "default-rule-path": _S("detect", "default_rule_path", parse_opt_str),
         "detect.cache-dir": _S("detect", "cache_dir", parse_opt_str),
         "detect.strict": _S("detect", "strict", parse_bool),
+        "packet-alert-max": _S("detect", "packet_alert_max", parse_alert_max),
         "app-layer.protocols.http.enabled": _S("app_layer", "http", parse_enabled),
         "app-layer.protocols.dns.enabled": _S("app_layer", "dns", parse_enabled),
         "sensor.mode": _S("", "mode", parse_mode),

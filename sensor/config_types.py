@@ -91,6 +91,7 @@ class DetectConfig:
     default_rule_path: str | None = None
     cache_dir: str | None = None  # load_config always fills it (see default_cache_dir)
     strict: bool = False
+    packet_alert_max: int = 15  # alerts kept per packet, highest priority first (Suricata's)
 
     def rule_paths(self) -> tuple[str, ...]:
         """rule_files with relative names resolved against default_rule_path, as Suricata does."""

@@ -49,6 +49,20 @@ def parse_rt_priority(value: object) -> int:
     return number
 
 
+def parse_alert_max(value: object) -> int:
+    """Suricata's packet-alert-max: 1-255 (Suricata warns and keeps 15 for anything else;
+    sekimori refuses it, like every other bad value)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected an integer 1-255, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"expected an integer 1-255, got {value!r}") from None
+    if not 1 <= number <= 255:
+        raise ValueError(f"expected an integer 1-255, got {value!r}")
+    return number
+
+
 def parse_str(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError(f"expected a string, got {value!r}")

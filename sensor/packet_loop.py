@@ -31,6 +31,10 @@ from signatures.ruleset import CompiledRuleset
 EXPIRY_MIN_BUDGET = 4096  # flows looked at per second at least, on a live interface
 
 
+def _evaluation_order(sig: Signature) -> int:
+    return sig.order
+
+
 class PacketLoop:
     """The per-packet path and its counters."""
 
@@ -58,6 +62,8 @@ class PacketLoop:
         self.bytes = 0
         self.alerts = 0
         self.suppressed = 0
+        self.discarded = 0  # alerts over packet-alert-max
+        self.alert_max = config.detect.packet_alert_max
         self.by_severity: Counter[int] = Counter()
         self.next_expire = 0
         self.last_sec = self.last_usec = 0
@@ -103,6 +109,11 @@ class PacketLoop:
             self._emit(hits, p)
 
     def _emit(self, hits: list[Signature], p: Packet) -> None:
+        if len(hits) > self.alert_max:
+            # Suricata keeps the packet-alert-max highest-priority alerts of a packet (its
+            # alert queue sorted by signature order) and counts the rest as discarded.
+            self.discarded += len(hits) - self.alert_max
+            hits = sorted(hits, key=_evaluation_order)[: self.alert_max]
         for sig in hits:
             for actor in self.first_actors:
                 actor.act_first(sig, p)
@@ -133,6 +144,7 @@ class PacketLoop:
             "capture.iface_drops": iface,
             "detect.alerts": self.alerts,
             "detect.alerts_suppressed": self.suppressed,
+            "detect.alerts_discarded": self.discarded,
             "detect.candidates": self.detector.stats.candidates,
             "detect.checked": self.detector.stats.checked,
         }

@@ -108,6 +108,7 @@ def _sample(key: str, default: object) -> tuple[str, object]:
         "sensor.mode": ("prevent", "prevent"),
         "stream.inline": ("true", "yes"),
         "capture.rt-priority": ("10", 10),
+        "packet-alert-max": ("20", 20),
     }
     if key in special:
         return special[key]

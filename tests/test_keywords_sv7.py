@@ -157,3 +157,20 @@ def test_bsize_equal_and_not_equal_spellings() -> None:
     assert form("=10") == form("10") == ("=", 10, 0)
     with pytest.raises(RuleError, match="bsize"):
         parse_bsize("!=")
+
+
+def test_packet_alert_max_keeps_the_highest_priority_alerts(tmp_path: Path) -> None:
+    """20 rules match one datagram: Suricata 7.0.10 (default packet-alert-max 15) logs the
+    three priority-1 rules and the first twelve of the rest by rule order, checked by hand
+    on this capture; a noalert rule takes no place."""
+    from pcapgen import run_capture
+
+    rules = [f'alert udp any any -> any any (msg:"r{i}"; content:"XYZ"; '
+             f'{"priority:1; " if i >= 18 else ""}sid:{i};)' for i in range(1, 21)]  # fmt: skip
+    rules.append('alert udp any any -> any any (content:"XYZ"; flowbits:set,a; noalert; sid:100;)')
+    frames = [udp("10.0.0.1", "10.0.0.2", 1000, 2000, b"aXYZb")]
+    records = run_capture(tmp_path, frames, rules)
+    sids = sorted(r["alert"]["signature_id"] for r in records if r["event_type"] == "alert")
+    assert sids == [*range(1, 13), 18, 19, 20]
+    wider = run_capture(tmp_path, frames, rules, "packet-alert-max=20")
+    assert len([r for r in wider if r["event_type"] == "alert"]) == 20
