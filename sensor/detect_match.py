@@ -13,6 +13,7 @@ from typing import Any
 
 from sensor.detect_state import FlowDetectState, HostBits, bits_check, flowint_check, host_keys
 from sensor.packet import IPPROTO_TCP, Packet
+from sensor.stream import SEQ_MASK, TcpDir, seq_diff
 from signatures import flowkw
 from signatures.payload import MatchEnv
 from signatures.rule import INSPECT_BOTH, INSPECT_PACKET, INSPECT_STREAM_ONLY, Signature
@@ -139,13 +140,24 @@ def bits_ok(s: Signature, p: Packet, fs: FlowDetectState | None, hostbits: HostB
     return True
 
 
+def _stream_size(d: TcpDir, peer: TcpDir | None) -> int:
+    """Suricata's stream_size of one direction: sequence space (next_seq - isn), not payload
+    bytes. The SYN counts one, so a client that sent 16 bytes is at 17. A FIN leaves the
+    sender's next_seq at the end of its data; it counts once the peer ACKs it (Suricata
+    raises next_seq to an ACK beyond it), from that acknowledging packet on."""
+    size = (d.next_seq - d.isn) & SEQ_MASK
+    if d.fin_consumed and (peer is None or seq_diff(peer.last_ack, d.next_seq) < 0):
+        size -= 1
+    return size
+
+
 def stream_size_ok(s: Signature, p: Packet) -> bool:
     flow = p.flow
     ss = s.stream_size
     if flow is None or ss is None or not flow.tcp_session or flow.toserver is None:
         return False
-    client = flow.toserver.delivered
-    server = flow.toclient.delivered if flow.toclient is not None else 0
+    client = _stream_size(flow.toserver, flow.toclient)
+    server = _stream_size(flow.toclient, flow.toserver) if flow.toclient is not None else 0
     op = _SS_OPS[ss.op]
     if ss.side == "client":
         return op(client, ss.value)
