@@ -41,6 +41,8 @@ _TCP_FLAG_BITS = {
     "F": TH_FIN, "S": TH_SYN, "R": TH_RST, "P": TH_PUSH, "A": TH_ACK, "U": TH_URG,
     "C": TH_CWR, "E": TH_ECE, "1": TH_CWR, "2": TH_ECE,
 }  # fmt: skip
+_INITDEINIT = TH_SYN | TH_FIN | TH_RST  # Suricata's SIG_MASK_REQUIRE_FLAGS_INITDEINIT
+_UNUSUAL = TH_URG | TH_CWR | TH_ECE  # SIG_MASK_REQUIRE_FLAGS_UNUSUAL
 
 _IPOPTS = {"eol": 0, "nop": 1, "rr": 7, "ts": 68, "sec": 130, "esec": 133, "lsrr": 131,
            "ssrr": 137, "satid": 136, "lsrre": 131, "qs": 25, "cipso": 134}  # fmt: skip
@@ -194,13 +196,22 @@ def flags(value: str | None) -> Check:
     for ch in (m.group(4) or "").upper():
         ignore |= _TCP_FLAG_BITS[ch]
     keep = 0xFF & ~ignore
+    # As Suricata, the ignore mask applies under every modifier, and ``!`` means "not all of
+    # these" (flags:!SA matches a bare SYN and a FIN-ACK). Suricata's signature mask also
+    # gates the rule, whatever the modifier: naming S, F or R needs a packet carrying one of
+    # them, naming U, C or E one carrying one of those (flags:!SA never fires on a bare ACK).
+    need = [m for m in (_INITDEINIT, _UNUSUAL) if want & m]
     if mod == "+":
-        return lambda p: p.l4_off >= 0 and p.proto == 6 and p.tcp_flags & want == want
-    if mod == "*":
-        return lambda p: p.l4_off >= 0 and p.proto == 6 and bool(p.tcp_flags & want)
-    if mod == "!":
-        return lambda p: p.l4_off >= 0 and p.proto == 6 and not p.tcp_flags & want
-    return lambda p: p.l4_off >= 0 and p.proto == 6 and p.tcp_flags & keep == want
+        test: Callable[[int], bool] = lambda f: f & keep & want == want  # noqa: E731
+    elif mod == "*":
+        test = lambda f: bool(f & keep & want)  # noqa: E731
+    elif mod == "!":
+        test = lambda f: f & keep & want != want  # noqa: E731
+    else:
+        test = lambda f: f & keep == want  # noqa: E731
+    return lambda p: (
+        p.l4_off >= 0 and p.proto == 6 and all(p.tcp_flags & m for m in need) and test(p.tcp_flags)
+    )
 
 
 def _u32(keyword: str, value: str | None) -> int:
