@@ -24,7 +24,7 @@ from signatures.classification import Classifications
 from signatures.datasets import DatasetRegistry
 from signatures.events import EVENT_KEYWORDS, parse_event_keyword
 from signatures.flowkw import BitOp, FlowintOp, StreamSize, Threshold
-from signatures.header import PACKET_KEYWORDS
+from signatures.header import PACKET_KEYWORDS, flags_need_syn
 from signatures.payload import PayloadBuilder
 from signatures.requires import check_requires
 from signatures.rule import (
@@ -215,6 +215,13 @@ class SignatureBuilder:
             payload.add("http.uri.raw" if raw else "http.uri", None, False)
             payload.add("bsize", size.strip(), False)
         spec = payload.finish()
+        if (spec is None or spec.fast_pattern is None) and any(
+            n == "flags" and flags_need_syn(v) for n, v in draft.check_specs
+        ):
+            # Suricata keeps such a rule (no prefilter, flags naming S) in its SYN-only store:
+            # flags:*SF or *SA without content never fires on a FIN or RST packet
+            draft.checks.append((len(draft.checks), PACKET_KEYWORDS["flags"][0]("+S")))
+            draft.check_specs.append(("flags", "+S"))
         programs = spec.programs if spec is not None else {}
         header_buffers = tuple(b for b in programs if b.endswith(".hdr"))
         app_buffers = tuple(b for b in programs if b not in header_buffers and b != "pkt_data")

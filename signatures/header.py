@@ -214,6 +214,15 @@ def flags(value: str | None) -> Check:
     )
 
 
+def flags_need_syn(value: str | None) -> bool:
+    """Suricata's DetectFlagsSignatureNeedsSynPackets: S named without the ``!`` modifier.
+    A rule without a fast pattern that needs SYN packets is only evaluated on SYN packets."""
+    m = _FLAGS.match(value or "")
+    if m is None:
+        return False
+    return (m.group(1) or m.group(3)) != "!" and "S" in m.group(2).upper()
+
+
 def _u32(keyword: str, value: str | None) -> int:
     try:
         n = int((value or "").strip())

@@ -43,3 +43,18 @@ def test_mask_and_ignore_hold_for_content_rules(tmp_path: Path) -> None:
         for i, f in enumerate(flags, 1)
     ]
     assert _by_rule(tmp_path, rules) == {"!P,P": [4]}
+
+
+def test_rules_without_prefilter_naming_s_only_see_syn_packets(tmp_path: Path) -> None:
+    """Taken from Suricata 7.0.10 on this capture: a rule without a fast pattern whose
+    flags name S (other than with ``!``) sits in Suricata's SYN-only store, so *SF, *SA and
+    *SR never fire on the FIN-ACKs; *AF and *PF are gated by the S/F/R mask only."""
+    flags = ["*SF", "*SA", "*SR", "S+", "*AF", "*PF", "!S"]
+    rules = [
+        f'alert tcp any any -> any any (msg:"{f}"; flags:{f}; sid:{i};)'
+        for i, f in enumerate(flags, 1)
+    ]
+    assert _by_rule(tmp_path, rules) == {
+        "*SF": [1, 2], "*SA": [1, 2], "*SR": [1, 2], "S+": [1, 2],
+        "*AF": [2, 5, 6], "*PF": [5, 6], "!S": [5, 6],
+    }  # fmt: skip
