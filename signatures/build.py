@@ -214,6 +214,8 @@ class SignatureBuilder:
             raw = kind.strip() == "raw"
             payload.add("http.uri.raw" if raw else "http.uri", None, False)
             payload.add("bsize", size.strip(), False)
+        if proto != "ip" and any(n == "ip_proto" for n, _ in draft.check_specs):
+            raise RuleError("ip_proto: only in an 'ip' rule")  # as Suricata's ip_proto setup
         spec = payload.finish()
         if (spec is None or spec.fast_pattern is None) and any(
             n == "flags" and flags_need_syn(v) for n, v in draft.check_specs

@@ -276,13 +276,21 @@ def icode(value: str | None) -> Check:
     return lambda p: p.icode >= 0 and _is_icmp(p) and m(p.icode)
 
 
+def _icmp_number(keyword: str, value: str | None) -> Callable[[int], bool]:
+    """Suricata's icmp_id/icmp_seq take one plain number: no operator, range nor quotes."""
+    text = (value or "").strip()
+    if not text.isdigit():
+        raise RuleError(f"{keyword}: expects a number, not '{value}'")
+    return parse_uint(keyword, text, 65535).test
+
+
 def icmp_id(value: str | None) -> Check:
-    m = parse_uint("icmp_id", value, 65535).test
+    m = _icmp_number("icmp_id", value)
     return lambda p: p.icmp_id >= 0 and m(p.icmp_id)
 
 
 def icmp_seq(value: str | None) -> Check:
-    m = parse_uint("icmp_seq", value, 65535).test
+    m = _icmp_number("icmp_seq", value)
     return lambda p: p.icmp_seq >= 0 and m(p.icmp_seq)
 
 

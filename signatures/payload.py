@@ -312,6 +312,17 @@ class PayloadBuilder:
             if flagged not in self._supported:
                 raise UnsupportedKeyword(f"pcre /{''.join(f for f in flags if f.isupper())}")
             buffer = flagged
+        if (
+            "R" in flags
+            and not self._sticky
+            and not any(
+                it.buffer == buffer
+                and (it.content is not None or isinstance(it.step, pcre.PcreStep))
+                for it in self._items
+            )
+        ):
+            # Suricata: "pcre with /R (relative) needs preceding match in the same buffer"
+            raise RuleError("pcre: /R needs a preceding content or pcre in the same buffer")
         regex = pcre.compile_pcre(expression, flags)
         captures = parse_captures(names, expression, regex.groups) if not negated else ()
         step = pcre.PcreStep(regex, negated, "R" in flags, "A" in flags, captures)
