@@ -208,6 +208,9 @@ def parse_threshold(value: str | None, detection_filter: bool = False) -> Thresh
     if kind not in ("limit", "threshold", "both", "detection_filter"):
         raise RuleError(f"{keyword}: type must be limit, threshold or both")
     track = fields.get("track", "")
+    if detection_filter and track not in ("by_src", "by_dst"):
+        # Suricata 7's detection_filter parser knows only these two
+        raise RuleError("detection_filter: track must be by_src or by_dst")
     if track not in ("by_src", "by_dst", "by_rule", "by_both", "by_flow"):
         raise RuleError(f"{keyword}: track must be by_src, by_dst, by_rule, by_both or by_flow")
     try:
