@@ -71,7 +71,7 @@ def ttl(value: str | None) -> Check:
 
 
 def ip_id(value: str | None) -> Check:
-    m = parse_uint("id", value, 65535).test
+    m = _plain_number("id", value)
     return lambda p: p.ipver == 4 and m(p.ip_id)
 
 
@@ -276,8 +276,8 @@ def icode(value: str | None) -> Check:
     return lambda p: p.icode >= 0 and _is_icmp(p) and m(p.icode)
 
 
-def _icmp_number(keyword: str, value: str | None) -> Callable[[int], bool]:
-    """Suricata's icmp_id/icmp_seq take one plain number: no operator, range nor quotes."""
+def _plain_number(keyword: str, value: str | None) -> Callable[[int], bool]:
+    """Suricata's id, icmp_id and icmp_seq take one plain number: no operator nor range."""
     text = (value or "").strip()
     if not text.isdigit():
         raise RuleError(f"{keyword}: expects a number, not '{value}'")
@@ -285,12 +285,12 @@ def _icmp_number(keyword: str, value: str | None) -> Callable[[int], bool]:
 
 
 def icmp_id(value: str | None) -> Check:
-    m = _icmp_number("icmp_id", value)
+    m = _plain_number("icmp_id", value)
     return lambda p: p.icmp_id >= 0 and m(p.icmp_id)
 
 
 def icmp_seq(value: str | None) -> Check:
-    m = _icmp_number("icmp_seq", value)
+    m = _plain_number("icmp_seq", value)
     return lambda p: p.icmp_seq >= 0 and m(p.icmp_seq)
 
 

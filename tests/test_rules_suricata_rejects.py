@@ -23,7 +23,13 @@ RULES = [
     'alert udp any any -> any any (content:"Q"; detection_filter:track by_rule,count 3,seconds 60; sid:9;)',
     'alert udp any any -> any any (content:"Q"; detection_filter:track by_both,count 3,seconds 60; sid:10;)',
     'alert udp any any -> any any (content:"Q"; detection_filter:track by_flow,count 3,seconds 60; sid:11;)',
+    # detect-id: invalid id option
+    "alert tcp any any -> any any (id:!1; sid:12;)",
+    "alert tcp any any -> any any (id:<5; sid:13;)",
+    "alert tcp any any -> any any (id:1-5; sid:14;)",
+    "alert tcp any any -> any any (id:>=5; sid:15;)",
     "alert icmp any any -> any any (icmp_id: 7 ; icmp_seq:3; sid:100;)",
+    "alert tcp any any -> any any (id: 7 ; sid:106;)",
     'alert udp any any -> any any (content:"Q"; detection_filter:track by_dst,count 3,seconds 60; sid:105;)',
     'alert ip any any -> any any (ip_proto:6; content:"AAAA"; sid:101;)',
     'alert ip any any -> any any (ip_proto:!17; content:"AAAA"; sid:102;)',
@@ -36,4 +42,4 @@ def test_suricata_refusals(tmp_path: Path) -> None:
     rules = tmp_path / "r.rules"
     rules.write_text("\n".join(RULES) + "\n")
     ruleset, _ = load_ruleset([str(rules)], Variables({}, {}), cache_dir=str(tmp_path / "c"))
-    assert sorted(s.sid for s in ruleset.signatures) == [100, 101, 102, 103, 104, 105]
+    assert sorted(s.sid for s in ruleset.signatures) == [100, 101, 102, 103, 104, 105, 106]
