@@ -32,7 +32,7 @@ def load(tmp_path: Path, text: str) -> tuple[list[int], dict[str, int]]:
 def test_catastrophic_pcre_refused_with_reason_others_load(tmp_path: Path) -> None:
     sids, skipped = load(tmp_path, "\n".join([
         'alert tcp any any -> any any (pcre:"/(a+)+$/"; sid:1;)',
-        'alert tcp any any -> any any (pcre:"/^(\\w+\\/?)+\\.jsp/R"; content:"x"; sid:2;)',
+        'alert tcp any any -> any any (content:"x"; pcre:"/^(\\w+\\/?)+\\.jsp/R"; sid:2;)',
         'alert tcp any any -> any any (pcre:"/^\\/(?:[^\\/]+\\/)*log/"; sid:3;)',
         'alert tcp any any -> any any (pcre:"/(a|b)+c/"; sid:4;)',
     ]))  # fmt: skip
