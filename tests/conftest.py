@@ -8,6 +8,7 @@ a green CI run means everything really ran.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -37,6 +38,25 @@ def skip_or_fail(reason: str) -> NoReturn:
 def require_root() -> None:
     if os.geteuid() != 0:
         skip_or_fail("needs root (network namespaces, raw sockets, nftables)")
+
+
+@pytest.fixture
+def veth(require_root: None) -> Iterator[tuple[str, str]]:
+    """A veth pair made for the test (IPv6 off, no addresses: nothing else talks on it),
+    removed afterwards. Frames written into one end arrive at the other."""
+    tag = secrets.token_hex(3)
+    a, b = f"skva{tag}", f"skvb{tag}"
+    subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True,
+                   capture_output=True, timeout=10)  # fmt: skip
+    try:
+        for name in (a, b):
+            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"],
+                           capture_output=True, timeout=10)  # fmt: skip
+            subprocess.run(["ip", "link", "set", name, "up"], check=True, capture_output=True,
+                           timeout=10)  # fmt: skip
+        yield a, b
+    finally:
+        subprocess.run(["ip", "link", "del", a], capture_output=True, timeout=10)
 
 
 def _free_port() -> int:

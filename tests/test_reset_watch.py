@@ -4,11 +4,8 @@ other end, which decides ``failed`` on a challenge ACK and ``confirmed`` on sile
 
 from __future__ import annotations
 
-import secrets
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC
 
 import pytest
@@ -19,25 +16,6 @@ from responders.outcome import CONFIRMED, FAILED, FlowWatcher, ResetWatch, Verdi
 pytestmark = pytest.mark.root
 A, B = ("10.88.0.1", 40000), ("10.88.0.2", 80)
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-@pytest.fixture
-def veth(require_root: None) -> Iterator[tuple[str, str]]:
-    tag = secrets.token_hex(3)
-    a, b = f"skwa{tag}", f"skwb{tag}"
-    _ip("link", "add", a, "type", "veth", "peer", "name", b)
-    try:
-        for name in (a, b):
-            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"],
-                           capture_output=True, timeout=10)  # fmt: skip
-            _ip("link", "set", name, "up")
-        yield a, b
-    finally:
-        subprocess.run(["ip", "link", "del", a], capture_output=True, timeout=10)
 
 
 def _watch(verdicts: list[Verdict], done: threading.Event) -> ResetWatch:

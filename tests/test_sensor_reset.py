@@ -9,11 +9,9 @@ the sensor's outcome instead of sending again, and sends itself when the sensor 
 
 from __future__ import annotations
 
-import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +33,6 @@ from sensor.pipeline import RunRequest, _load_rules
 
 DROP = 'drop tcp any any -> any 8080 (msg:"marker"; content:"EVIL"; sid:7001; rev:1;)\n'
 ALERT = 'alert tcp any any -> any 8080 (msg:"marker"; content:"EVIL"; sid:7002; rev:1;)\n'
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-@pytest.fixture
-def veth(require_root: None) -> Iterator[tuple[str, str]]:
-    tag = secrets.token_hex(3)
-    a, b = f"skra{tag}", f"skrb{tag}"
-    _ip("link", "add", a, "type", "veth", "peer", "name", b)
-    try:
-        for name in (a, b):
-            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"],
-                           capture_output=True, timeout=10)  # fmt: skip
-            _ip("link", "set", name, "up")
-        yield a, b
-    finally:
-        subprocess.run(["ip", "link", "del", a], capture_output=True, timeout=10)
 
 
 class _Collect:
